@@ -1,0 +1,78 @@
+/**
+ * The one place layers meet. Given a ResourceClient layer (the CDH over HTTP
+ * in production, in memory for the local run and tests), builds the whole
+ * sidecar: nothing listens until the TLS material is fetched and valid.
+ */
+import { Cause, Effect, Layer } from "effect"
+import { HttpRouter, HttpServer } from "effect/http"
+import type { ServeError } from "effect/http/HttpServerError"
+import { AttestationReporter } from "./attestation/AttestationReporter.ts"
+import type { ResourceClient, ResourceUnavailable } from "./cdh/ResourceClient.ts"
+import {
+  SidecarConfig as Config,
+  type InvalidConfig,
+  type SidecarConfig,
+  summary,
+} from "./config/SidecarConfig.ts"
+import { RuntimeInfo } from "./runtime/RuntimeInfo.ts"
+import * as HttpsServer from "./server/HttpsServer.ts"
+import * as Routes from "./server/routes.ts"
+import type { TlsMaterialError } from "./tls/errors.ts"
+import { TlsMaterial } from "./tls/TlsMaterial.ts"
+
+export type StartupError = InvalidConfig | ResourceUnavailable | TlsMaterialError | ServeError
+
+const logStart = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const config = yield* Config
+    yield* Effect.logInfo("starting coco-secure-access").pipe(Effect.annotateLogs(summary(config)))
+  }),
+)
+
+const logListening = (onListening: (url: string) => Effect.Effect<void>) =>
+  Layer.effectDiscard(
+    Effect.gen(function* () {
+      const server = yield* HttpServer.HttpServer
+      // formatAddress says http://; the listener is TLS-only.
+      const url = HttpServer.formatAddress(server.address).replace(/^http:/, "https:")
+      yield* Effect.logInfo("listening").pipe(
+        Effect.annotateLogs({ address: url, startupMs: Math.round(performance.now()) }),
+      )
+      yield* onListening(url)
+    }),
+  )
+
+export interface Options {
+  /** Runs once the listener accepts connections, e.g. to print how to reach it. */
+  readonly onListening?: (url: string) => Effect.Effect<void>
+}
+
+export const layer = <E>(
+  resourceClient: Layer.Layer<ResourceClient, E, SidecarConfig>,
+  options: Options = {},
+): Layer.Layer<never, Exclude<StartupError, InvalidConfig> | E, SidecarConfig> => {
+  // TLS material first: on CDHs that serve one request at a time, it must not queue behind the status check.
+  const core = AttestationReporter.layer.pipe(
+    Layer.provideMerge(TlsMaterial.layer),
+    Layer.provide(resourceClient),
+    Layer.provideMerge(RuntimeInfo.layer),
+    Layer.provide(logStart),
+  )
+  const server = Layer.mergeAll(
+    HttpRouter.serve(Routes.layer, { disableListenLog: true }),
+    logListening(options.onListening ?? (() => Effect.void)),
+  ).pipe(Layer.provide(HttpsServer.layer))
+  return server.pipe(Layer.provide(core))
+}
+
+/** One line per problem, no stack: these are the user's to fix. */
+export const describeStartupError = (error: StartupError): ReadonlyArray<string> => {
+  switch (error._tag) {
+    case "InvalidConfig":
+      return error.message.split("\n")
+    case "ServeError":
+      return [`cannot listen: ${Cause.pretty(Cause.fail(error.cause)).split("\n")[0] ?? "unknown error"}`]
+    default:
+      return [error.message]
+  }
+}

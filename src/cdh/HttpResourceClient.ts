@@ -1,0 +1,75 @@
+/**
+ * The live ResourceClient: `kbs:///r/t/t` -> `GET {CDH_URL}/cdh/resource/r/t/t`
+ * on the in-guest api-server-rest, over Effect's fetch-based HttpClient.
+ */
+import { Duration, Effect, Layer } from "effect"
+import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
+import * as ResourceUri from "../kbs/ResourceUri.ts"
+import { CdhHttpError, CdhUnreachable, type FetchError, ResourceClient } from "./ResourceClient.ts"
+
+export interface Options {
+  readonly url: string
+  readonly requestTimeout: Duration.Duration
+}
+
+const BODY_EXCERPT = 300
+
+/** Printable one-line excerpt: error bodies go to logs, never bytes of a resource. */
+const excerpt = (bytes: Uint8Array): string =>
+  new TextDecoder("utf-8", { fatal: false })
+    .decode(bytes.subarray(0, BODY_EXCERPT))
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping them is the point
+    .replace(/[\u0000-\u001f\u007f]+/g, " ")
+    .trim()
+
+/** Node's fetch hides the socket error in `cause.cause`; users need ECONNREFUSED, not "fetch failed". */
+const describeTransport = (error: unknown): string => {
+  let current: unknown = error
+  const parts: Array<string> = []
+  for (let depth = 0; depth < 4 && current instanceof Object; depth++) {
+    const e = current as { code?: unknown; message?: unknown; cause?: unknown }
+    if (typeof e.code === "string") return e.code
+    if (typeof e.message === "string" && e.message) parts.push(e.message)
+    current = e.cause
+  }
+  return parts.at(-1) ?? "transport error"
+}
+
+export const make = Effect.fnUntraced(function* (options: Options) {
+  const http = yield* HttpClient.HttpClient
+  const get = (resource: ResourceUri.ResourceUri): Effect.Effect<Uint8Array, FetchError> => {
+    const url = ResourceUri.cdhUrl(options.url, resource)
+    return Effect.gen(function* () {
+      const response = yield* http.execute(HttpClientRequest.get(url))
+      const body = new Uint8Array(yield* response.arrayBuffer)
+      if (response.status !== 200) {
+        return yield* new CdhHttpError({
+          uri: resource.uri,
+          url,
+          status: response.status,
+          body: excerpt(body),
+        })
+      }
+      return body
+    }).pipe(
+      Effect.catchTag("HttpClientError", (error) =>
+        Effect.fail(new CdhUnreachable({ uri: resource.uri, url, reason: describeTransport(error.reason) })),
+      ),
+      Effect.timeoutOrElse({
+        duration: options.requestTimeout,
+        orElse: () =>
+          Effect.fail(
+            new CdhUnreachable({
+              uri: resource.uri,
+              url,
+              reason: `no answer within ${Duration.format(options.requestTimeout)}`,
+            }),
+          ),
+      }),
+    )
+  }
+  return ResourceClient.of({ get, source: options.url })
+})
+
+export const layer = (options: Options): Layer.Layer<ResourceClient> =>
+  Layer.effect(ResourceClient, make(options)).pipe(Layer.provide(FetchHttpClient.layer))

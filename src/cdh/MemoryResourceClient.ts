@@ -1,0 +1,69 @@
+/**
+ * The in-memory CDH: a ResourceClient over a map, for the local run and unit
+ * tests. It fails the way the real CDH does (HTTP 500 for a missing resource)
+ * and its store can be changed while running, through MemoryCdh.
+ */
+import { Context, Effect, Layer } from "effect"
+import type { ResourceUri } from "../kbs/ResourceUri.ts"
+import { CdhHttpError, CdhUnreachable, type FetchError, ResourceClient } from "./ResourceClient.ts"
+
+export const SOURCE = "memory://cdh"
+export const MISSING_BODY =
+  'rpc status: Status { code: INTERNAL, message: "[CDH] [ERROR]: Get Resource failed" }'
+
+export type Fault = { readonly _tag: "Unreachable" } | { readonly _tag: "Status"; readonly status: number }
+
+export class MemoryCdh extends Context.Service<
+  MemoryCdh,
+  {
+    readonly set: (path: string, value: string | Uint8Array) => void
+    readonly remove: (path: string) => void
+    /** The next `count` gets fail with this fault, then the store answers again. */
+    readonly failNext: (count: number, fault: Fault) => void
+    /** Paths requested so far, in order. */
+    readonly requests: ReadonlyArray<string>
+  }
+>()("coco-secure-access/MemoryCdh") {}
+
+const toBytes = (value: string | Uint8Array): Uint8Array =>
+  typeof value === "string" ? new TextEncoder().encode(value) : value
+
+export const layer = (
+  initial: Readonly<Record<string, string | Uint8Array>>,
+): Layer.Layer<ResourceClient | MemoryCdh> => {
+  const store = new Map(Object.entries(initial).map(([k, v]) => [k, toBytes(v)]))
+  const faults: Array<Fault> = []
+  const requests: Array<string> = []
+  const get = (resource: ResourceUri): Effect.Effect<Uint8Array, FetchError> =>
+    Effect.suspend((): Effect.Effect<Uint8Array, FetchError> => {
+      requests.push(resource.path)
+      const url = `${SOURCE}/cdh/resource/${resource.path}`
+      const fault = faults.shift()
+      if (fault?._tag === "Unreachable") {
+        return Effect.fail(new CdhUnreachable({ uri: resource.uri, url, reason: "ECONNREFUSED" }))
+      }
+      if (fault?._tag === "Status") {
+        return Effect.fail(
+          new CdhHttpError({ uri: resource.uri, url, status: fault.status, body: MISSING_BODY }),
+        )
+      }
+      const value = store.get(resource.path)
+      return value === undefined
+        ? Effect.fail(new CdhHttpError({ uri: resource.uri, url, status: 500, body: MISSING_BODY }))
+        : Effect.succeed(value.slice())
+    })
+  return Layer.mergeAll(
+    Layer.succeed(ResourceClient, ResourceClient.of({ get, source: SOURCE })),
+    Layer.succeed(
+      MemoryCdh,
+      MemoryCdh.of({
+        set: (path, value) => void store.set(path, toBytes(value)),
+        remove: (path) => void store.delete(path),
+        failNext: (count, fault) => {
+          for (let i = 0; i < count; i++) faults.push(fault)
+        },
+        requests,
+      }),
+    ),
+  )
+}

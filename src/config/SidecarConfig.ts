@@ -1,0 +1,218 @@
+/**
+ * The sidecar's configuration: kubectl-coco's injection contract plus our
+ * additions, each with a default that keeps kubectl-coco working unchanged.
+ * Every problem is reported with the variable and the offending value, all at
+ * once, before anything else starts.
+ */
+import { Config, Context, Data, Duration, Effect, Layer, Option, Result } from "effect"
+import * as ResourceUri from "../kbs/ResourceUri.ts"
+import * as Parse from "./parse.ts"
+
+export interface CdhSettings {
+  readonly url: string
+  /** One HTTP attempt; above ASR's own 50 s ttrpc deadline. */
+  readonly requestTimeout: Duration.Duration
+  /** Total time start-up keeps retrying a resource (attestation can be slow). */
+  readonly startupTimeout: Duration.Duration
+  readonly retryBase: Duration.Duration
+  readonly retryMax: Duration.Duration
+}
+
+export interface Settings {
+  readonly tlsCertUri: ResourceUri.ResourceUri
+  readonly tlsKeyUri: ResourceUri.ResourceUri
+  readonly clientCaUri: ResourceUri.ResourceUri
+  readonly attestationStatusUri: ResourceUri.ResourceUri
+  readonly httpsPort: number
+  /** Undefined: every interface, as upstream's `:8443`. */
+  readonly httpsHost: string | undefined
+  readonly forwardPort: Option.Option<number>
+  readonly podName: string
+  readonly podNamespace: string
+  readonly cdh: CdhSettings
+  readonly shutdownGrace: Duration.Duration
+  readonly logLevel: Parse.LogLevelName
+  readonly logFormat: "json" | "logfmt"
+}
+
+export interface Problem {
+  readonly variable: string
+  readonly value: string | undefined
+  readonly reason: string
+}
+
+export class InvalidConfig extends Data.TaggedError("InvalidConfig")<{
+  readonly problems: ReadonlyArray<Problem>
+}> {
+  override get message(): string {
+    return this.problems.map(describe).join("\n")
+  }
+}
+
+const describe = ({ variable, value, reason }: Problem): string =>
+  value === undefined
+    ? `invalid configuration: ${variable} is not set: ${reason}`
+    : `invalid configuration: ${variable}=${JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value)}: ${reason}`
+
+export const DEFAULTS = {
+  HTTPS_PORT: "8443",
+  POD_NAME: "unknown",
+  POD_NAMESPACE: "default",
+  CDH_URL: "http://127.0.0.1:8006",
+  ATTESTATION_STATUS_URI: ResourceUri.ATTESTATION_STATUS,
+  CDH_REQUEST_TIMEOUT: "60s",
+  CDH_STARTUP_TIMEOUT: "5m",
+  CDH_RETRY_BASE: "250ms",
+  CDH_RETRY_MAX: "10s",
+  SHUTDOWN_GRACE_PERIOD: "20s",
+  LOG_LEVEL: "info",
+  LOG_FORMAT: "json",
+} as const
+
+export const VARIABLES = [
+  "TLS_CERT_URI",
+  "TLS_KEY_URI",
+  "CLIENT_CA_URI",
+  "ATTESTATION_STATUS_URI",
+  "HTTPS_PORT",
+  "HTTPS_HOST",
+  "FORWARD_PORT",
+  "POD_NAME",
+  "POD_NAMESPACE",
+  "CDH_URL",
+  "CDH_REQUEST_TIMEOUT",
+  "CDH_STARTUP_TIMEOUT",
+  "CDH_RETRY_BASE",
+  "CDH_RETRY_MAX",
+  "SHUTDOWN_GRACE_PERIOD",
+  "LOG_LEVEL",
+  "LOG_FORMAT",
+] as const
+export type Variable = (typeof VARIABLES)[number]
+export type Env = Partial<Record<Variable, string>>
+
+/** Pure decoding of the raw values (empty counts as unset, as in the Downward API). */
+export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
+  const problems: Array<Problem> = []
+  const get = (name: Variable): string | undefined => (env[name] === "" ? undefined : env[name])
+  const field = <A>(name: Variable, parse: (s: string) => Result.Result<A, string>, fallback?: string) => {
+    const value = get(name)
+    const input = value ?? fallback
+    if (input === undefined) {
+      problems.push({ variable: name, value, reason: "required" })
+      return undefined
+    }
+    const parsed = parse(input)
+    if (Result.isFailure(parsed)) {
+      problems.push({ variable: name, value: input, reason: parsed.failure })
+      return undefined
+    }
+    return parsed.success
+  }
+  const optional = <A>(name: Variable, parse: (s: string) => Result.Result<A, string>) =>
+    get(name) === undefined ? undefined : field(name, parse)
+  const resource = (s: string) => Result.mapError(ResourceUri.parse(s), (e) => e.reason)
+  const text = (s: string) => Result.succeed(s)
+
+  const tlsCertUri = field("TLS_CERT_URI", resource)
+  const tlsKeyUri = field("TLS_KEY_URI", resource)
+  const clientCaUri = field("CLIENT_CA_URI", resource)
+  const attestationStatusUri = field("ATTESTATION_STATUS_URI", resource, DEFAULTS.ATTESTATION_STATUS_URI)
+  const httpsPort = field("HTTPS_PORT", Parse.port, DEFAULTS.HTTPS_PORT)
+  const httpsHost = optional("HTTPS_HOST", Parse.host)
+  const forwardPort = optional("FORWARD_PORT", Parse.port)
+  if (forwardPort !== undefined && forwardPort === httpsPort) {
+    problems.push({
+      variable: "FORWARD_PORT",
+      value: get("FORWARD_PORT"),
+      reason: "must differ from HTTPS_PORT",
+    })
+  }
+  const podName = field("POD_NAME", text, DEFAULTS.POD_NAME)
+  const podNamespace = field("POD_NAMESPACE", text, DEFAULTS.POD_NAMESPACE)
+  const url = field("CDH_URL", Parse.httpBaseUrl, DEFAULTS.CDH_URL)
+  const requestTimeout = field("CDH_REQUEST_TIMEOUT", Parse.positiveDuration, DEFAULTS.CDH_REQUEST_TIMEOUT)
+  const startupTimeout = field("CDH_STARTUP_TIMEOUT", Parse.positiveDuration, DEFAULTS.CDH_STARTUP_TIMEOUT)
+  const retryBase = field("CDH_RETRY_BASE", Parse.positiveDuration, DEFAULTS.CDH_RETRY_BASE)
+  const retryMax = field("CDH_RETRY_MAX", Parse.positiveDuration, DEFAULTS.CDH_RETRY_MAX)
+  const shutdownGrace = field("SHUTDOWN_GRACE_PERIOD", Parse.duration, DEFAULTS.SHUTDOWN_GRACE_PERIOD)
+  const logLevel = field("LOG_LEVEL", Parse.logLevel, DEFAULTS.LOG_LEVEL)
+  const logFormat = field("LOG_FORMAT", Parse.oneOf(["json", "logfmt"] as const), DEFAULTS.LOG_FORMAT)
+
+  if (
+    problems.length > 0 ||
+    tlsCertUri === undefined ||
+    tlsKeyUri === undefined ||
+    clientCaUri === undefined ||
+    attestationStatusUri === undefined ||
+    httpsPort === undefined ||
+    podName === undefined ||
+    podNamespace === undefined ||
+    url === undefined ||
+    requestTimeout === undefined ||
+    startupTimeout === undefined ||
+    retryBase === undefined ||
+    retryMax === undefined ||
+    shutdownGrace === undefined ||
+    logLevel === undefined ||
+    logFormat === undefined
+  ) {
+    return Result.fail(new InvalidConfig({ problems }))
+  }
+  return Result.succeed({
+    tlsCertUri,
+    tlsKeyUri,
+    clientCaUri,
+    attestationStatusUri,
+    httpsPort,
+    httpsHost,
+    forwardPort: Option.fromUndefinedOr(forwardPort),
+    podName,
+    podNamespace,
+    cdh: { url, requestTimeout, startupTimeout, retryBase, retryMax },
+    shutdownGrace,
+    logLevel,
+    logFormat,
+  })
+}
+
+/** Reads the variables through Effect's ConfigProvider (the process env by default), then decodes. */
+export const load: Effect.Effect<Settings, InvalidConfig | Config.ConfigError> = Effect.gen(function* () {
+  const env: Env = {}
+  for (const name of VARIABLES) {
+    const value = yield* Config.String(name).pipe(Config.option)
+    if (Option.isSome(value)) env[name] = value.value
+  }
+  return yield* Effect.fromResult(decode(env))
+})
+
+export class SidecarConfig extends Context.Service<SidecarConfig, Settings>()(
+  "coco-secure-access/SidecarConfig",
+) {
+  /** From the ambient ConfigProvider: the process environment in production. */
+  static readonly layer: Layer.Layer<SidecarConfig, InvalidConfig | Config.ConfigError> = Layer.effect(
+    SidecarConfig,
+    load,
+  )
+
+  static readonly layerFrom = (settings: Settings): Layer.Layer<SidecarConfig> =>
+    Layer.succeed(SidecarConfig, settings)
+}
+
+/** The start-up summary: everything effective, nothing secret (there are no secrets in config). */
+export const summary = (s: Settings) => ({
+  tlsCertUri: s.tlsCertUri.uri,
+  tlsKeyUri: s.tlsKeyUri.uri,
+  clientCaUri: s.clientCaUri.uri,
+  attestationStatusUri: s.attestationStatusUri.uri,
+  httpsHost: s.httpsHost ?? "*",
+  httpsPort: s.httpsPort,
+  forwardPort: Option.getOrNull(s.forwardPort),
+  podName: s.podName,
+  podNamespace: s.podNamespace,
+  cdhUrl: s.cdh.url,
+  cdhRequestTimeout: Duration.format(s.cdh.requestTimeout),
+  cdhStartupTimeout: Duration.format(s.cdh.startupTimeout),
+  shutdownGracePeriod: Duration.format(s.shutdownGrace),
+  logLevel: s.logLevel,
+})

@@ -1,0 +1,53 @@
+/**
+ * Local run (`make run`): the real sidecar with the in-memory CDH. A dev PKI
+ * is generated into .dev/ on first use and served the way kubectl-coco lays
+ * it out in the KBS; then a curl line that works is printed.
+ *
+ * Environment variables override the defaults below, as in production.
+ */
+import * as path from "node:path"
+import { Console } from "effect"
+import * as MemoryResourceClient from "./cdh/MemoryResourceClient.ts"
+import type { Env } from "./config/SidecarConfig.ts"
+import { run } from "./entry.ts"
+import { loadOrCreateDevPki } from "./tls/DevPki.ts"
+
+const dir = path.resolve(process.env.DEV_PKI_DIR ?? ".dev")
+const pki = await loadOrCreateDevPki(dir)
+
+const resources = {
+  "default/sidecar-tls-dev/server-cert": pki.server.certPem,
+  "default/sidecar-tls-dev/server-key": pki.server.keyPem,
+  "default/sidecar-tls/client-ca": pki.ca.certPem,
+  "default/attestation-status/status": "success",
+}
+
+const env: Env = {
+  TLS_CERT_URI: "kbs:///default/sidecar-tls-dev/server-cert",
+  TLS_KEY_URI: "kbs:///default/sidecar-tls-dev/server-key",
+  CLIENT_CA_URI: "kbs:///default/sidecar-tls/client-ca",
+  HTTPS_HOST: "127.0.0.1",
+  HTTPS_PORT: "8443",
+  POD_NAME: "dev-pod",
+  POD_NAMESPACE: "default",
+  LOG_FORMAT: "logfmt",
+  ...(process.env as Env),
+}
+
+const file = (name: string) => JSON.stringify(path.join(dir, name)).replaceAll('"', "'")
+
+run({
+  env,
+  resourceClient: () => MemoryResourceClient.layer(resources),
+  onListening: (url) =>
+    Console.log(
+      [
+        "",
+        `dev PKI ${pki.created ? "created" : "reused"} in ${dir}`,
+        "try:",
+        `  curl --cacert ${file("ca-cert.pem")} --cert ${file("client-cert.pem")} --key ${file("client-key.pem")} ${url}/api/status`,
+        `browser: import ${path.join(dir, "client-cert.pem")} + key as a client certificate, then open ${url}/dashboard`,
+        "",
+      ].join("\n"),
+    ),
+})

@@ -1,0 +1,48 @@
+/**
+ * Process entry shared by production (`main.ts`) and the local run
+ * (`dev.ts`): decode the configuration, run the sidecar, map the outcome to
+ * an exit code. A bad configuration or unusable TLS material exits 1 with one
+ * log line per problem before anything listens; SIGTERM/SIGINT drain and
+ * exit 0.
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Cause, Effect, Exit, Layer } from "effect"
+import type { ResourceClient } from "./cdh/ResourceClient.ts"
+import { decode, type Env, type Settings, SidecarConfig } from "./config/SidecarConfig.ts"
+import * as Logging from "./log/Logging.ts"
+import * as Sidecar from "./Sidecar.ts"
+
+export interface EntryOptions<E> extends Sidecar.Options {
+  readonly env: Env
+  readonly resourceClient: (settings: Settings) => Layer.Layer<ResourceClient, E>
+}
+
+const report = (error: Sidecar.StartupError) =>
+  Effect.forEach(Sidecar.describeStartupError(error), (line) =>
+    Effect.logError(line).pipe(Effect.annotateLogs({ error: error._tag })),
+  )
+
+export const program = <E extends Sidecar.StartupError>(options: EntryOptions<E>) =>
+  Effect.gen(function* () {
+    const settings = yield* Effect.fromResult(decode(options.env))
+    return yield* Layer.launch(Sidecar.layer(options.resourceClient(settings), options)).pipe(
+      Effect.provide(SidecarConfig.layerFrom(settings)),
+      Effect.tapError(report),
+      Effect.provide(Logging.layer(settings.logFormat, settings.logLevel)),
+    )
+  }).pipe(
+    // Before the configuration is known, log as JSON at info.
+    Effect.tapError((error) => (error._tag === "InvalidConfig" ? report(error) : Effect.void)),
+    Effect.provide(Logging.layer("json", "info")),
+  )
+
+export const run = <E extends Sidecar.StartupError>(options: EntryOptions<E>): void =>
+  NodeRuntime.runMain(program(options), {
+    disableErrorReporting: true,
+    teardown: (exit, onExit) => {
+      if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return onExit(0)
+      // Typed failures were reported above; a defect still deserves its trace.
+      if (!Cause.hasFails(exit.cause)) console.error(Cause.pretty(exit.cause))
+      onExit(1)
+    },
+  })
