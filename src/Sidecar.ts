@@ -3,7 +3,7 @@
  * in production, in memory for the local run and tests), builds the whole
  * sidecar: nothing listens until the TLS material is fetched and valid.
  */
-import { Cause, Effect, Layer } from "effect"
+import { Cause, Duration, Effect, Layer } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import type { ServeError } from "effect/http/HttpServerError"
 import { AttestationReporter } from "./attestation/AttestationReporter.ts"
@@ -26,6 +26,7 @@ const logStart = Layer.effectDiscard(
   Effect.gen(function* () {
     const config = yield* Config
     yield* Effect.logInfo("starting coco-secure-access").pipe(Effect.annotateLogs(summary(config)))
+    yield* Effect.addFinalizer(() => Effect.logInfo("stopped"))
   }),
 )
 
@@ -37,6 +38,15 @@ const logListening = (onListening: (url: string) => Effect.Effect<void>) =>
       const url = HttpServer.formatAddress(server.address).replace(/^http:/, "https:")
       yield* Effect.logInfo("listening").pipe(
         Effect.annotateLogs({ address: url, startupMs: Math.round(performance.now()) }),
+      )
+      // Built after the server, so this runs before the server's own close on shutdown.
+      const config = yield* Config
+      const listener = yield* HttpsServer.HttpsListener
+      yield* Effect.addFinalizer(() =>
+        Effect.logInfo("shutting down: draining in-flight requests").pipe(
+          Effect.annotateLogs({ gracePeriod: Duration.format(config.shutdownGrace) }),
+          Effect.andThen(listener.drain(config.shutdownGrace)),
+        ),
       )
       yield* onListening(url)
     }),
@@ -58,11 +68,14 @@ export const layer = <E>(
     Layer.provideMerge(RuntimeInfo.layer),
     Layer.provide(logStart),
   )
-  const server = Layer.mergeAll(
-    HttpRouter.serve(Routes.layer, { disableListenLog: true }),
-    logListening(options.onListening ?? (() => Effect.void)),
-  ).pipe(Layer.provide(HttpsServer.layer))
-  return server.pipe(Layer.provide(core))
+  const listener = HttpsServer.HttpsListener.layer.pipe(Layer.provideMerge(core))
+  const server = HttpRouter.serve(Routes.layer, { disableListenLog: true }).pipe(
+    Layer.provideMerge(HttpsServer.layer),
+  )
+  return logListening(options.onListening ?? (() => Effect.void)).pipe(
+    Layer.provide(server),
+    Layer.provide(listener),
+  )
 }
 
 /** One line per problem, no stack: these are the user's to fix. */

@@ -4,6 +4,7 @@
  * after the handshake, before a request is read. Shutdown stops accepting and
  * lets in-flight requests finish within the grace period.
  */
+import type { ServerResponse } from "node:http"
 import * as https from "node:https"
 import type { TLSSocket } from "node:tls"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -25,9 +26,18 @@ export const tlsOptions = (material: Material): https.ServerOptions => ({
   headersTimeout: 60_000,
 })
 
-export class HttpsListener extends Context.Service<HttpsListener, { readonly server: https.Server }>()(
-  "coco-secure-access/HttpsListener",
-) {
+export class HttpsListener extends Context.Service<
+  HttpsListener,
+  {
+    readonly server: https.Server
+    /**
+     * Start draining: responses from now on close their connection, idle
+     * keep-alive connections are closed as soon as they are idle, and whatever
+     * is still open after `grace` is cut.
+     */
+    readonly drain: (grace: Duration.Duration) => Effect.Effect<void>
+  }
+>()("coco-secure-access/HttpsListener") {
   static readonly layer: Layer.Layer<HttpsListener, never, TlsMaterial> = Layer.effect(
     HttpsListener,
     Effect.gen(function* () {
@@ -48,13 +58,30 @@ export class HttpsListener extends Context.Service<HttpsListener, { readonly ser
           ),
         )
       })
-      return HttpsListener.of({ server })
+      let draining = false
+      server.prependListener("request", (_request, response: ServerResponse) => {
+        if (draining) response.setHeader("connection", "close")
+      })
+      const drain = (grace: Duration.Duration) =>
+        Effect.sync(() => {
+          if (draining) return
+          draining = true
+          server.closeIdleConnections()
+          // Node closes idle connections once, at close(); in-flight ones turn idle later.
+          const idle = setInterval(() => server.closeIdleConnections(), 100)
+          const cut = setTimeout(() => server.closeAllConnections(), Duration.toMillis(grace))
+          server.once("close", () => {
+            clearInterval(idle)
+            clearTimeout(cut)
+          })
+        })
+      return HttpsListener.of({ server, drain })
     }),
   )
 }
 
 /** Effect's HttpServer over the mTLS listener, on the configured address. */
-export const layer: Layer.Layer<HttpServer.HttpServer, ServeError, SidecarConfig | TlsMaterial> =
+export const layer: Layer.Layer<HttpServer.HttpServer, ServeError, SidecarConfig | HttpsListener> =
   Layer.unwrap(
     Effect.gen(function* () {
       const config = yield* SidecarConfig
@@ -65,4 +92,4 @@ export const layer: Layer.Layer<HttpServer.HttpServer, ServeError, SidecarConfig
         gracefulShutdownTimeout: Duration.toMillis(config.shutdownGrace),
       })
     }),
-  ).pipe(Layer.provide(HttpsListener.layer))
+  )

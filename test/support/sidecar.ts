@@ -1,0 +1,37 @@
+/** Starts the whole sidecar in-process on an ephemeral port, against a given ResourceClient layer. */
+import { Deferred, Effect, Layer, Result, type Scope } from "effect"
+import * as HttpResourceClient from "../../src/cdh/HttpResourceClient.ts"
+import type { ResourceClient } from "../../src/cdh/ResourceClient.ts"
+import { decode, type Env, type Settings, SidecarConfig } from "../../src/config/SidecarConfig.ts"
+import * as Sidecar from "../../src/Sidecar.ts"
+import { URIS } from "./fixtures.ts"
+
+export const settingsFor = (env: Env): Settings => {
+  const result = decode({
+    ...URIS,
+    HTTPS_HOST: "127.0.0.1",
+    POD_NAME: "web-0",
+    POD_NAMESPACE: "shop",
+    ...env,
+  })
+  if (Result.isFailure(result)) throw new Error(result.failure.message)
+  // Port 0 is refused in configuration, but tests need an ephemeral port.
+  return { ...result.success, httpsPort: 0 }
+}
+
+export const start = <E>(
+  settings: Settings,
+  client: Layer.Layer<ResourceClient, E, SidecarConfig>,
+): Effect.Effect<string, E | Sidecar.StartupError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const url = yield* Deferred.make<string>()
+    yield* Layer.build(
+      Sidecar.layer(client, { onListening: (u) => Deferred.succeed(url, u).pipe(Effect.asVoid) }).pipe(
+        Layer.provide(SidecarConfig.layerFrom(settings)),
+      ),
+    )
+    return yield* Deferred.await(url)
+  })
+
+export const httpClient = (settings: Settings) =>
+  HttpResourceClient.layer({ url: settings.cdh.url, requestTimeout: settings.cdh.requestTimeout })
