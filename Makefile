@@ -1,7 +1,7 @@
 # Every target runs on Node 24: scripts/ensure-node.sh installs it into .tools/
 # when the machine's node is older, and PATH below puts it first.
 SHELL := /bin/bash
-ARCH := $(shell case "$$(uname -m)" in aarch64|arm64) echo arm64;; *) echo x64;; esac)
+ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x64)
 export PATH := $(CURDIR)/.tools/node_modules/node-linux-$(ARCH)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 IMAGE ?= quay.io/confidential-devhub/coco-secure-access
@@ -26,7 +26,7 @@ build: deps
 	node scripts/build.mjs
 
 test: deps
-	vitest run
+	vitest run $(VITEST_ARGS)
 
 run: deps
 	node src/dev.ts

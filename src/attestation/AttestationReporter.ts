@@ -88,14 +88,14 @@ export class AttestationReporter extends Context.Service<
             ),
           )
         // Each failed attempt is visible in the state at once; retries follow the start-up policy.
+        const startedAt = yield* Clock.currentTimeMillis
         const check = client.get(resource).pipe(
           Effect.tapError((error) => Effect.flatMap(now, (at) => record(unavailable(error, at)))),
           Effect.retry(
-            retrySchedule({
-              base: config.cdh.retryBase,
-              max: config.cdh.retryMax,
-              budget: config.cdh.startupTimeout,
-            }),
+            retrySchedule(
+              { base: config.cdh.retryBase, max: config.cdh.retryMax, budget: config.cdh.startupTimeout },
+              startedAt,
+            ),
           ),
           Effect.flatMap((body) => Effect.flatMap(now, (at) => record(fromBody(resource.uri, body, at)))),
           Effect.ignore,

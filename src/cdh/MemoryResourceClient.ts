@@ -26,7 +26,7 @@ export class MemoryCdh extends Context.Service<
 >()("coco-secure-access/MemoryCdh") {}
 
 const toBytes = (value: string | Uint8Array): Uint8Array =>
-  typeof value === "string" ? new TextEncoder().encode(value) : value
+  typeof value === "string" ? new TextEncoder().encode(value) : value.slice()
 
 export const layer = (
   initial: Readonly<Record<string, string | Uint8Array>>,

@@ -74,13 +74,21 @@ export interface RetryPolicy {
   readonly budget: Duration.Duration
 }
 
-export const retrySchedule = (policy: RetryPolicy) =>
+/**
+ * Capped, jittered exponential backoff over retryable failures. No attempt
+ * starts after the budget, counted from `startedAt` (the first attempt) when
+ * given, else from the first failure.
+ */
+export const retrySchedule = (policy: RetryPolicy, startedAt?: number) =>
   Schedule.exponential(policy.base).pipe(
     Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, policy.max))),
     Schedule.jittered,
     Schedule.setInputType<FetchError>(),
-    Schedule.while(({ input }) => input.retryable),
-    Schedule.upTo({ duration: policy.budget }),
+    Schedule.while(
+      ({ input, now, start, duration }) =>
+        input.retryable &&
+        now - (startedAt ?? start) + Duration.toMillis(duration) <= Duration.toMillis(policy.budget),
+    ),
     Schedule.tap(({ input, duration, attempt }) =>
       Effect.logWarning("CDH fetch failed, retrying").pipe(
         Effect.annotateLogs({
@@ -105,7 +113,7 @@ export const fetchRetrying = Effect.fn("ResourceClient.fetchRetrying")(function*
     attempts++
     return client.get(resource)
   }).pipe(
-    Effect.retry(retrySchedule(policy)),
+    Effect.retry(retrySchedule(policy, started)),
     Effect.catch((last) =>
       Effect.clockWith((clock) => clock.currentTimeMillis).pipe(
         Effect.flatMap((now) =>

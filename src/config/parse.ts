@@ -38,7 +38,8 @@ export const httpBaseUrl = (raw: string): Result.Result<string, string> => {
   if (url.protocol !== "http:" && url.protocol !== "https:")
     return Result.fail("must use http:// or https://")
   if (url.username || url.password) return Result.fail("must not carry credentials")
-  if (url.search || url.hash) return Result.fail("must not have a query or fragment")
+  // `url.search` is empty for a bare "?", which would still end up in every request URL.
+  if (raw.includes("?") || raw.includes("#")) return Result.fail("must not have a query or fragment")
   return Result.succeed(url.href.replace(/\/+$/, ""))
 }
 
