@@ -23,7 +23,7 @@ node_modules/.installed: package-lock.json | node
 deps: node_modules/.installed
 
 build: deps
-	node scripts/build.mjs
+	node scripts/build.ts
 
 test: deps
 	vitest run $(VITEST_ARGS)

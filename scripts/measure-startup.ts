@@ -16,6 +16,7 @@ import * as path from "node:path"
 import { build } from "esbuild"
 import { startMockCdh } from "../src/cdh/mock/MockCdhServer.ts"
 import { createDevPki } from "../src/tls/DevPki.ts"
+import { bundleOptions } from "./bundle-options.ts"
 
 const runs = Number(process.argv[2] ?? 5)
 const root = path.resolve(import.meta.dirname, "..")
@@ -32,6 +33,7 @@ writeFileSync(resourcesFile, JSON.stringify(resources))
 
 const memoryBundle = path.join(work, "memory.js")
 await build({
+  ...bundleOptions,
   stdin: {
     contents: `
       import { readFileSync } from "node:fs"
@@ -43,16 +45,6 @@ await build({
     loader: "ts",
   },
   outfile: memoryBundle,
-  bundle: true,
-  platform: "node",
-  target: "node24",
-  format: "esm",
-  minifySyntax: true,
-  minifyWhitespace: true,
-  banner: {
-    js: 'import { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);',
-  },
-  logLevel: "warning",
 })
 
 const cdh = await startMockCdh({ resources, serialize: false })
