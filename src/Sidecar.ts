@@ -3,7 +3,7 @@
  * in production, in memory for the local run and tests), builds the whole
  * sidecar: nothing listens until the TLS material is fetched and valid.
  */
-import { Cause, Duration, Effect, Layer } from "effect"
+import { Cause, Duration, Effect, Layer, Option } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import type { ServeError } from "effect/http/HttpServerError"
 import { AttestationReporter } from "./attestation/AttestationReporter.ts"
@@ -14,6 +14,7 @@ import {
   type SidecarConfig,
   summary,
 } from "./config/SidecarConfig.ts"
+import { Forwarder } from "./proxy/Forwarder.ts"
 import { RuntimeInfo } from "./runtime/RuntimeInfo.ts"
 import * as HttpsServer from "./server/HttpsServer.ts"
 import * as Routes from "./server/routes.ts"
@@ -39,13 +40,11 @@ const logListening = (onListening: (url: string) => Effect.Effect<void>) =>
       yield* Effect.logInfo("listening").pipe(
         Effect.annotateLogs({ address: url, startupMs: Math.round(performance.now()) }),
       )
-      // Built after the server, so this runs before the server's own close on shutdown.
+      // Built after the server, so this runs before the server drains on shutdown.
       const config = yield* Config
-      const listener = yield* HttpsServer.HttpsListener
       yield* Effect.addFinalizer(() =>
         Effect.logInfo("shutting down: draining in-flight requests").pipe(
           Effect.annotateLogs({ gracePeriod: Duration.format(config.shutdownGrace) }),
-          Effect.andThen(listener.drain(config.shutdownGrace)),
         ),
       )
       yield* onListening(url)
@@ -69,8 +68,14 @@ export const layer = <E>(
     Layer.provide(logStart),
   )
   const listener = HttpsServer.HttpsListener.layer.pipe(Layer.provideMerge(core))
+  // The Forwarder exists only when FORWARD_PORT is set; the server looks it up as optional.
+  const forwarder = Layer.unwrap(
+    Effect.map(Config, (config) => (Option.isSome(config.forwardPort) ? Forwarder.layer : Layer.empty)),
+  )
   const server = HttpRouter.serve(Routes.layer, { disableListenLog: true }).pipe(
     Layer.provideMerge(HttpsServer.layer),
+    Layer.provide(forwarder),
+    Layer.provide(HttpsServer.layerServices),
   )
   return logListening(options.onListening ?? (() => Effect.void)).pipe(
     Layer.provide(server),

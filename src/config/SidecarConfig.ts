@@ -18,6 +18,13 @@ export interface CdhSettings {
   readonly retryMax: Duration.Duration
 }
 
+export interface ForwardSettings {
+  /** Time allowed to open a connection to the application. */
+  readonly connectTimeout: Duration.Duration
+  /** Time allowed for the application to start its response (headers); bodies and WebSockets are not limited. */
+  readonly responseTimeout: Duration.Duration
+}
+
 export interface Settings {
   readonly tlsCertUri: ResourceUri.ResourceUri
   readonly tlsKeyUri: ResourceUri.ResourceUri
@@ -27,6 +34,9 @@ export interface Settings {
   /** Undefined: every interface, as upstream's `:8443`. */
   readonly httpsHost: string | undefined
   readonly forwardPort: Option.Option<number>
+  readonly forward: ForwardSettings
+  /** Prefix of the sidecar's own paths ("" or "/seg[/seg…]"), so they need not shadow the app's. */
+  readonly pathPrefix: string
   readonly podName: string
   readonly podNamespace: string
   readonly cdh: CdhSettings
@@ -65,6 +75,9 @@ export const DEFAULTS = {
   CDH_RETRY_BASE: "250ms",
   CDH_RETRY_MAX: "10s",
   SHUTDOWN_GRACE_PERIOD: "20s",
+  FORWARD_CONNECT_TIMEOUT: "5s",
+  FORWARD_RESPONSE_TIMEOUT: "5m",
+  SIDECAR_PATH_PREFIX: "",
   LOG_LEVEL: "info",
   LOG_FORMAT: "json",
 } as const
@@ -77,6 +90,9 @@ export const VARIABLES = [
   "HTTPS_PORT",
   "HTTPS_HOST",
   "FORWARD_PORT",
+  "FORWARD_CONNECT_TIMEOUT",
+  "FORWARD_RESPONSE_TIMEOUT",
+  "SIDECAR_PATH_PREFIX",
   "POD_NAME",
   "POD_NAMESPACE",
   "CDH_URL",
@@ -128,6 +144,17 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
       reason: "must differ from HTTPS_PORT",
     })
   }
+  const connectTimeout = field(
+    "FORWARD_CONNECT_TIMEOUT",
+    Parse.positiveDuration,
+    DEFAULTS.FORWARD_CONNECT_TIMEOUT,
+  )
+  const responseTimeout = field(
+    "FORWARD_RESPONSE_TIMEOUT",
+    Parse.positiveDuration,
+    DEFAULTS.FORWARD_RESPONSE_TIMEOUT,
+  )
+  const pathPrefix = optional("SIDECAR_PATH_PREFIX", Parse.pathPrefix) ?? ""
   const podName = field("POD_NAME", text, DEFAULTS.POD_NAME)
   const podNamespace = field("POD_NAMESPACE", text, DEFAULTS.POD_NAMESPACE)
   const url = field("CDH_URL", Parse.httpBaseUrl, DEFAULTS.CDH_URL)
@@ -146,6 +173,8 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     clientCaUri === undefined ||
     attestationStatusUri === undefined ||
     httpsPort === undefined ||
+    connectTimeout === undefined ||
+    responseTimeout === undefined ||
     podName === undefined ||
     podNamespace === undefined ||
     url === undefined ||
@@ -167,6 +196,8 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     httpsPort,
     httpsHost,
     forwardPort: Option.fromUndefinedOr(forwardPort),
+    forward: { connectTimeout, responseTimeout },
+    pathPrefix,
     podName,
     podNamespace,
     cdh: { url, requestTimeout, startupTimeout, retryBase, retryMax },
@@ -208,6 +239,13 @@ export const summary = (s: Settings) => ({
   httpsHost: s.httpsHost ?? "*",
   httpsPort: s.httpsPort,
   forwardPort: Option.getOrNull(s.forwardPort),
+  ...(Option.isSome(s.forwardPort)
+    ? {
+        forwardConnectTimeout: Duration.format(s.forward.connectTimeout),
+        forwardResponseTimeout: Duration.format(s.forward.responseTimeout),
+      }
+    : {}),
+  sidecarPathPrefix: s.pathPrefix,
   podName: s.podName,
   podNamespace: s.podNamespace,
   cdhUrl: s.cdh.url,

@@ -65,3 +65,11 @@ export const host = (raw: string): Result.Result<string, string> =>
   /^[A-Za-z0-9.:_-]+$/.test(raw) && !raw.includes("://")
     ? Result.succeed(raw)
     : Result.fail("must be an address to listen on, such as 0.0.0.0, :: or 127.0.0.1")
+
+/** `""` or `/seg[/seg…]`: unreserved characters only, no trailing slash, no dot segments. */
+export const pathPrefix = (raw: string): Result.Result<string, string> =>
+  /^(?:\/[A-Za-z0-9._~-]+)+$/.test(raw) && !/\/\.\.?(?:\/|$)/.test(raw)
+    ? Result.succeed(raw)
+    : Result.fail(
+        "must be a path such as /.sidecar or /coco/sidecar (no trailing slash, no dots-only segments)",
+      )

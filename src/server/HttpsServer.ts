@@ -1,19 +1,31 @@
 /**
  * HttpsServer: the mTLS listener. TLS 1.3 only; a client certificate signed
  * by the client CA is required, and Node drops any other connection right
- * after the handshake, before a request is read. Shutdown stops accepting and
- * lets in-flight requests finish within the grace period.
+ * after the handshake, before a request is read.
+ *
+ * Effect's HttpServer is implemented here over that listener (rather than by
+ * NodeHttpServer.layer) because requests are dispatched at the Node level:
+ * the sidecar's own paths go to the Effect app, everything else, WebSocket
+ * upgrades included, to the Forwarder as raw Node streams.
+ *
+ * Shutdown stops accepting, answers in-flight requests with
+ * `Connection: close`, closes idle keep-alive connections, and cuts whatever
+ * is still open after the grace period.
  */
-import type { ServerResponse } from "node:http"
+import type { IncomingMessage, ServerResponse } from "node:http"
 import type * as Https from "node:https"
 import { createRequire } from "node:module"
+import type { Duplex } from "node:stream"
 import type { TLSSocket } from "node:tls"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Context, Duration, Effect, Layer, Redacted } from "effect"
-import type { HttpServer } from "effect/http"
-import type { ServeError } from "effect/http/HttpServerError"
+import { Context, Duration, Effect, Layer, Option, Redacted, Result, Scope } from "effect"
+import { HttpServer } from "effect/http"
+import { ServeError } from "effect/http/HttpServerError"
+import * as NetAddress from "effect/net/NetAddress"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
+import { Forwarder } from "../proxy/Forwarder.ts"
 import { type Material, TlsMaterial } from "../tls/TlsMaterial.ts"
+import * as SidecarPaths from "./SidecarPaths.ts"
 
 // As CommonJS: importing node:https as an ES module evaluates its lazy WebSocket
 // exports, which loads undici and costs ~15 MiB of memory for nothing.
@@ -41,6 +53,8 @@ export class HttpsListener extends Context.Service<
      * is still open after `grace` is cut.
      */
     readonly drain: (grace: Duration.Duration) => Effect.Effect<void>
+    /** Completes once the server is closed and every connection has ended. */
+    readonly closed: Effect.Effect<void>
   }
 >()("coco-secure-access/HttpsListener") {
   static readonly layer: Layer.Layer<HttpsListener, never, TlsMaterial> = Layer.effect(
@@ -63,6 +77,7 @@ export class HttpsListener extends Context.Service<
           ),
         )
       })
+      const closedPromise = new Promise<void>((resolve) => server.once("close", () => resolve()))
       let draining = false
       server.prependListener("request", (_request, response: ServerResponse) => {
         if (draining) response.setHeader("connection", "close")
@@ -71,6 +86,7 @@ export class HttpsListener extends Context.Service<
         Effect.sync(() => {
           if (draining) return
           draining = true
+          server.close()
           server.closeIdleConnections()
           // Node closes idle connections once, at close(); in-flight ones turn idle later.
           const idle = setInterval(() => server.closeIdleConnections(), 100)
@@ -80,21 +96,97 @@ export class HttpsListener extends Context.Service<
             clearTimeout(cut)
           })
         })
-      return HttpsListener.of({ server, drain })
+      return HttpsListener.of({ server, drain, closed: Effect.promise(() => closedPromise) })
     }),
   )
 }
 
-/** Effect's HttpServer over the mTLS listener, on the configured address. */
+const listen = (server: Https.Server, port: number, host: string | undefined) =>
+  Effect.callback<void, ServeError>((resume) => {
+    const onError = (cause: Error) => resume(Effect.fail(new ServeError({ cause })))
+    server.once("error", onError)
+    server.listen({ port, ...(host === undefined ? {} : { host }) }, () => {
+      server.off("error", onError)
+      resume(Effect.void)
+    })
+  })
+
+const notFoundUpgrade = (socket: Duplex) =>
+  socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+
+/** Effect's HttpServer over the mTLS listener; the Forwarder, when present, gets every non-sidecar path. */
 export const layer: Layer.Layer<HttpServer.HttpServer, ServeError, SidecarConfig | HttpsListener> =
-  Layer.unwrap(
+  Layer.effect(
+    HttpServer.HttpServer,
     Effect.gen(function* () {
       const config = yield* SidecarConfig
-      const { server } = yield* HttpsListener
-      return NodeHttpServer.layer(() => server, {
-        port: config.httpsPort,
-        ...(config.httpsHost === undefined ? {} : { host: config.httpsHost }),
-        gracefulShutdownTimeout: Duration.toMillis(config.shutdownGrace),
+      const listener = yield* HttpsListener
+      const forwarder = yield* Effect.serviceOption(Forwarder)
+      const { server } = listener
+      const paths = SidecarPaths.make(config.pathPrefix)
+
+      yield* listen(server, config.httpsPort, config.httpsHost)
+      // Last resort after the serve finalizer below has drained: nothing may keep the process alive.
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          server.close()
+          server.closeAllConnections()
+        }),
+      )
+      const bound = server.address()
+      const address =
+        bound !== null && typeof bound === "object"
+          ? Result.getOrThrow(NetAddress.inetAddressFromIpString(bound.address, bound.port))
+          : NetAddress.unixPathAddress(String(bound))
+
+      return HttpServer.make({
+        address,
+        serve: (httpApp, middleware) =>
+          Effect.gen(function* () {
+            const serveScope = yield* Effect.scope
+            const requestScope = Scope.forkUnsafe(serveScope, "parallel")
+            const handler = yield* NodeHttpServer.makeHandler(httpApp, {
+              scope: requestScope,
+              ...(middleware === undefined ? {} : { middleware }),
+            })
+            const forward = Option.getOrUndefined(forwarder)
+            const ownsRequest = (request: IncomingMessage) =>
+              forward === undefined || paths.owns(request.url ?? "")
+
+            const onRequest = (request: IncomingMessage, response: ServerResponse) =>
+              ownsRequest(request) ? handler(request, response) : forward?.web(request, response)
+            // `Expect: 100-continue`: the sidecar says continue itself, for its paths and the app's.
+            const onCheckContinue = (request: IncomingMessage, response: ServerResponse) => {
+              response.writeContinue()
+              onRequest(request, response)
+            }
+            const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) =>
+              ownsRequest(request) ? notFoundUpgrade(socket) : forward?.ws(request, socket, head)
+
+            // Runs before the request scope closes: in-flight requests finish within the grace period.
+            yield* Scope.addFinalizerExit(serveScope, () =>
+              listener.drain(config.shutdownGrace).pipe(
+                Effect.andThen(listener.closed),
+                Effect.timeoutOrElse({
+                  duration: Duration.sum(config.shutdownGrace, Duration.millis(100)),
+                  orElse: () => Effect.void,
+                }),
+                Effect.ensuring(
+                  Effect.sync(() => {
+                    server.off("request", onRequest)
+                    server.off("checkContinue", onCheckContinue)
+                    server.off("upgrade", onUpgrade)
+                  }),
+                ),
+              ),
+            )
+            server.on("request", onRequest)
+            server.on("checkContinue", onCheckContinue)
+            server.on("upgrade", onUpgrade)
+          }),
       })
     }),
   )
+
+/** The Effect HTTP platform services (ETag, file responses) the router expects from a server. */
+export const layerServices = NodeHttpServer.layerHttpServices

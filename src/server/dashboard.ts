@@ -16,6 +16,7 @@ export interface DashboardView {
   readonly server: CertificateInfo
   readonly serverDaysLeft: number
   readonly forwardPort: number | null
+  readonly paths: { readonly status: string; readonly attestation: string }
   readonly version: string
   readonly startedAt: Date
 }
@@ -90,8 +91,8 @@ export const render = (view: DashboardView): string => {
 <section aria-labelledby="h-fwd">
 <h2 id="h-fwd">Application</h2>
 <dl>
-<dt>Forwarding</dt><dd>${view.forwardPort === null ? "off" : `127.0.0.1:${view.forwardPort}`}</dd>
-<dt>APIs</dt><dd><a href="/api/status">/api/status</a> · <a href="/api/attestation">/api/attestation</a></dd>
+<dt>Forwarding</dt><dd>${view.forwardPort === null ? "off" : html`<a href="/">127.0.0.1:${view.forwardPort}</a>`}</dd>
+<dt>APIs</dt><dd><a href="${view.paths.status}">${view.paths.status}</a> · <a href="${view.paths.attestation}">${view.paths.attestation}</a></dd>
 </dl>
 </section>
 </div>

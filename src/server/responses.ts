@@ -39,21 +39,34 @@ export const page = (body: string, status = 200): HttpServerResponse.HttpServerR
     headers: SECURITY_HEADERS,
   })
 
-const wantsHtml = (request: HttpServerRequest): boolean => {
-  const accept = request.headers.accept ?? ""
-  return accept.includes("text/html") && !accept.startsWith("application/json")
+const wantsHtml = (accept: string | undefined): boolean => {
+  const value = accept ?? ""
+  return value.includes("text/html") && !value.startsWith("application/json")
 }
 
 /** An error as JSON or HTML by Accept; the text is ours, never an internal error's. */
+export const errorBody = (
+  accept: string | undefined,
+  status: number,
+  title: string,
+  detail: string,
+): { readonly contentType: string; readonly body: string } =>
+  wantsHtml(accept)
+    ? {
+        contentType: "text/html; charset=utf-8",
+        body: `<!doctype html>${html`<html lang="en"><head><meta charset="utf-8"><title>${status} ${title}</title></head><body><h1>${status} ${title}</h1><p>${detail}</p></body></html>`}`,
+      }
+    : {
+        contentType: "application/json; charset=utf-8",
+        body: `${JSON.stringify({ error: title, status, detail }, null, 2)}\n`,
+      }
+
 export const error = (
   request: HttpServerRequest,
   status: number,
   title: string,
   detail: string,
-): HttpServerResponse.HttpServerResponse =>
-  wantsHtml(request)
-    ? page(
-        `<!doctype html>${html`<html lang="en"><head><meta charset="utf-8"><title>${status} ${title}</title></head><body><h1>${status} ${title}</h1><p>${detail}</p></body></html>`}`,
-        status,
-      )
-    : json({ error: title, status, detail }, status)
+): HttpServerResponse.HttpServerResponse => {
+  const { contentType, body } = errorBody(request.headers.accept, status, title, detail)
+  return HttpServerResponse.text(body, { status, contentType, headers: SECURITY_HEADERS })
+}

@@ -1,6 +1,7 @@
 /**
  * The sidecar's own routes: `/api/status`, `/api/attestation` and the
- * dashboard (at `/` too when nothing is forwarded); everything else is a 404.
+ * dashboard (at `/` too when nothing is forwarded), under SIDECAR_PATH_PREFIX;
+ * everything else that reaches the router is a 404.
  */
 import { Clock, Effect, Layer, Option } from "effect"
 import { HttpRouter } from "effect/http"
@@ -12,6 +13,7 @@ import { daysUntil, TlsMaterial } from "../tls/TlsMaterial.ts"
 import * as ClientIdentity from "./ClientIdentity.ts"
 import * as Dashboard from "./dashboard.ts"
 import { error, json, page } from "./responses.ts"
+import * as SidecarPaths from "./SidecarPaths.ts"
 
 const now = Clock.currentTimeMillis.pipe(Effect.map((ms) => new Date(ms)))
 
@@ -51,6 +53,7 @@ const attestation = Effect.gen(function* () {
 const dashboard = Effect.gen(function* () {
   const request = yield* HttpServerRequest
   const config = yield* SidecarConfig
+  const paths = SidecarPaths.make(config.pathPrefix)
   const runtime = yield* RuntimeInfo
   const attestation = yield* (yield* AttestationReporter).current
   const material = yield* (yield* TlsMaterial).current
@@ -64,6 +67,7 @@ const dashboard = Effect.gen(function* () {
       server: material.server,
       serverDaysLeft: daysUntil(material.server.validTo, at),
       forwardPort: Option.getOrNull(config.forwardPort),
+      paths: { status: paths.status, attestation: paths.attestation },
       version: runtime.version,
       startedAt: runtime.startedAt,
     }),
@@ -78,10 +82,11 @@ const notFound = Effect.gen(function* () {
 export const layer = Layer.unwrap(
   Effect.gen(function* () {
     const config = yield* SidecarConfig
+    const paths = SidecarPaths.make(config.pathPrefix)
     const routes = [
-      HttpRouter.route("GET", "/api/status", status),
-      HttpRouter.route("GET", "/api/attestation", attestation),
-      HttpRouter.route("GET", "/dashboard", dashboard),
+      HttpRouter.route("GET", paths.status, status),
+      HttpRouter.route("GET", paths.attestation, attestation),
+      HttpRouter.route("GET", paths.dashboard, dashboard),
       ...(Option.isNone(config.forwardPort) ? [HttpRouter.route("GET", "/", dashboard)] : []),
       HttpRouter.route("*", "*", notFound),
     ]

@@ -30,6 +30,7 @@ const view = {
   },
   serverDaysLeft: 12,
   forwardPort: null,
+  paths: { status: "/api/status", attestation: "/api/attestation" },
   version: "0.1.0",
   startedAt: new Date("2026-11-28T00:00:00Z"),
 }

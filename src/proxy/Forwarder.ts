@@ -1,0 +1,243 @@
+/**
+ * Forwarder: the reverse proxy to the application on 127.0.0.1:FORWARD_PORT,
+ * over http-proxy-3, for HTTP (streamed both ways, with backpressure) and
+ * WebSocket upgrades.
+ *
+ * Raw path and query go through byte for byte; Host is kept; forwarding and
+ * client-identity headers are the sidecar's (see headers.ts). A refused or
+ * failed connection to the app answers 502, a response that does not start
+ * within the response timeout 504; once the response has started, a failure
+ * ends the client's connection.
+ */
+import type * as Http from "node:http"
+import type { IncomingMessage, ServerResponse } from "node:http"
+import { createRequire } from "node:module"
+import type { Socket } from "node:net"
+import type { Duplex } from "node:stream"
+import type { TLSSocket } from "node:tls"
+import { Context, Duration, Effect, Layer, Option } from "effect"
+import { createProxyServer } from "http-proxy-3"
+import { SidecarConfig } from "../config/SidecarConfig.ts"
+import { errorBody, SECURITY_HEADERS } from "../server/responses.ts"
+import { clientCertHeader, forwardedHeaders } from "./headers.ts"
+
+// As CommonJS: importing node:http as an ES module loads undici for nothing.
+const http: typeof Http = createRequire(import.meta.url)("node:http")
+
+export class Forwarder extends Context.Service<
+  Forwarder,
+  {
+    /** The application port. */
+    readonly port: number
+    readonly web: (request: IncomingMessage, response: ServerResponse) => void
+    readonly ws: (request: IncomingMessage, socket: Duplex, head: Buffer) => void
+  }
+>()("coco-secure-access/Forwarder") {
+  /** Present only when FORWARD_PORT is set. */
+  static readonly layer: Layer.Layer<Forwarder, never, SidecarConfig> = Layer.effect(
+    Forwarder,
+    Effect.gen(function* () {
+      const config = yield* SidecarConfig
+      const port = Option.getOrThrowWith(
+        config.forwardPort,
+        () => new Error("Forwarder.layer needs FORWARD_PORT"),
+      )
+      return yield* make(port, config.forward.connectTimeout, config.forward.responseTimeout)
+    }),
+  )
+}
+
+interface Peer {
+  readonly commonName: string | undefined
+  readonly xfcc: string | undefined
+}
+
+/** Per TLS connection, not per request: the certificate cannot change on a connection. */
+const peers = new WeakMap<object, Peer>()
+const peerOf = (socket: Socket): Peer => {
+  const known = peers.get(socket)
+  if (known) return known
+  const tls = socket as TLSSocket
+  const cert =
+    typeof tls.getPeerCertificate === "function" && tls.authorized ? tls.getPeerCertificate() : undefined
+  const cn = cert?.subject?.CN
+  const peer: Peer = {
+    commonName: typeof cn === "string" ? cn : Array.isArray(cn) ? cn[0] : undefined,
+    xfcc: cert?.raw ? clientCertHeader(cert.raw) : undefined,
+  }
+  peers.set(socket, peer)
+  return peer
+}
+
+const pathOf = (url: string) => {
+  const query = url.indexOf("?")
+  return query === -1 ? url : url.slice(0, query)
+}
+
+class ResponseTimeout extends Error {
+  readonly code = "ERESPONSE_TIMEOUT"
+}
+
+export const make = Effect.fnUntraced(function* (
+  port: number,
+  connectTimeout: Duration.Duration,
+  responseTimeout: Duration.Duration,
+) {
+  const context = yield* Effect.context<never>()
+  const runFork = Effect.runForkWith(context)
+  const log = (message: string, fields: Record<string, unknown>, level: "info" | "warn" = "info") =>
+    void runFork(
+      (level === "info" ? Effect.logInfo(message) : Effect.logWarning(message)).pipe(
+        Effect.annotateLogs(fields),
+      ),
+    )
+
+  // Keep-alive to the app: no TCP handshake per request on loopback.
+  const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 })
+  yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
+
+  const proxy = createProxyServer({
+    target: `http://127.0.0.1:${port}`,
+    // Use the request-target as received: without it, the path is re-parsed as a URL and normalized.
+    toProxy: true,
+    changeOrigin: false,
+    xfwd: false,
+    ws: true,
+    agent,
+    connectTimeout: Duration.toMillis(connectTimeout),
+  })
+  const responseTimeoutMs = Duration.toMillis(responseTimeout)
+
+  proxy.on("proxyReq", (proxyRequest, _request, response) => {
+    const timer = setTimeout(
+      () =>
+        proxyRequest.destroy(new ResponseTimeout(`no response within ${Duration.format(responseTimeout)}`)),
+      responseTimeoutMs,
+    )
+    const clear = () => clearTimeout(timer)
+    proxyRequest.once("response", clear)
+    proxyRequest.once("close", clear)
+    response.once("close", clear)
+  })
+
+  /** Body bytes per proxied exchange, for the access log. */
+  const transfers = new WeakMap<ServerResponse, { bytesIn: number; bytesOut: number }>()
+
+  proxy.on("proxyRes", (proxyResponse, _request, response) => {
+    const counted = transfers.get(response)
+    if (counted) {
+      proxyResponse.on("data", (chunk: Buffer) => {
+        counted.bytesOut += chunk.length
+      })
+    }
+    // The app reset mid-response: end the client's connection too, so it sees a truncated reply.
+    proxyResponse.once("close", () => {
+      if (!proxyResponse.complete) response.destroy()
+    })
+  })
+
+  const unreachable = (error: NodeJS.ErrnoException) =>
+    error.code === "ERESPONSE_TIMEOUT"
+      ? ([
+          504,
+          "Gateway Timeout",
+          `The application on port ${port} did not answer within ${Duration.format(responseTimeout)}.`,
+        ] as const)
+      : ([502, "Bad Gateway", `The application is not reachable on port ${port}.`] as const)
+
+  proxy.on("error", (error: NodeJS.ErrnoException, request, target) => {
+    const [status, title, detail] = unreachable(error)
+    log(
+      "application unreachable",
+      { port, path: pathOf(request.url ?? ""), cause: error.code ?? error.message },
+      "warn",
+    )
+    if ("writeHead" in target) {
+      const response = target as ServerResponse
+      if (response.headersSent || response.destroyed) return void response.destroy()
+      const { contentType, body } = errorBody(request.headers.accept, status, title, detail)
+      response.writeHead(status, {
+        ...SECURITY_HEADERS,
+        "content-type": contentType,
+        "content-length": Buffer.byteLength(body),
+      })
+      response.end(body)
+    } else {
+      const socket = target as Socket
+      if (socket.writable)
+        socket.end(`HTTP/1.1 ${status} ${title}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+      else socket.destroy()
+    }
+  })
+
+  // The client went away first: nothing to answer.
+  proxy.on("econnreset", () => {})
+
+  const prepare = (request: IncomingMessage, upgrade: boolean) => {
+    const socket = request.socket
+    const peer = peerOf(socket)
+    request.headers = forwardedHeaders(request.rawHeaders, {
+      clientAddress: socket.remoteAddress ?? "",
+      port: socket.localPort ?? 0,
+      clientCert: peer.xfcc,
+      upgrade,
+    })
+    return peer
+  }
+
+  /** A reverse proxy receives origin-form targets only; anything else is not for the app. */
+  const badTarget = (request: IncomingMessage) => !(request.url ?? "").startsWith("/")
+
+  const web = (request: IncomingMessage, response: ServerResponse) => {
+    if (badTarget(request)) {
+      const { contentType, body } = errorBody(
+        request.headers.accept,
+        400,
+        "Bad Request",
+        "Expected an origin-form request target.",
+      )
+      response.writeHead(400, { ...SECURITY_HEADERS, "content-type": contentType, connection: "close" })
+      return void response.end(body)
+    }
+    const started = performance.now()
+    const method = request.method ?? ""
+    const path = pathOf(request.url ?? "")
+    const peer = prepare(request, false)
+    const counted = { bytesIn: 0, bytesOut: 0 }
+    transfers.set(response, counted)
+    // Attached in the same tick as proxy.web pipes the request, so no chunk is missed.
+    request.on("data", (chunk: Buffer) => {
+      counted.bytesIn += chunk.length
+    })
+    response.once("close", () =>
+      log("proxied", {
+        method,
+        path,
+        status: response.headersSent ? response.statusCode : 0,
+        bytesIn: counted.bytesIn,
+        bytesOut: counted.bytesOut,
+        durationMs: Math.round(performance.now() - started),
+        client: peer.commonName ?? "",
+        ...(response.writableFinished ? {} : { aborted: true }),
+      }),
+    )
+    proxy.web(request, response)
+  }
+
+  const ws = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (badTarget(request)) return void socket.destroy()
+    const started = performance.now()
+    const path = pathOf(request.url ?? "")
+    const peer = prepare(request, true)
+    socket.once("close", () =>
+      log("proxied websocket closed", {
+        path,
+        durationMs: Math.round(performance.now() - started),
+        client: peer.commonName ?? "",
+      }),
+    )
+    proxy.ws(request, socket, head)
+  }
+
+  return Forwarder.of({ port, web, ws })
+})

@@ -1,0 +1,34 @@
+/**
+ * The paths the sidecar answers itself when it forwards everything else.
+ *
+ * Matching is exact on the raw path (the query is ignored), with no decoding
+ * or slash merging: the proxy forwards raw paths byte for byte, so this is
+ * the same view of the path. `/dashboard/`, `//dashboard` and `/%64ashboard`
+ * are therefore the application's, and only the listed spellings are ours.
+ */
+type Path = `/${string}`
+
+export interface SidecarPaths {
+  readonly dashboard: Path
+  readonly status: Path
+  readonly attestation: Path
+  /** Whether a raw request-target belongs to the sidecar. */
+  readonly owns: (rawUrl: string) => boolean
+}
+
+export const make = (prefix: string): SidecarPaths => {
+  // The prefix is "" or starts with "/" (checked in configuration).
+  const dashboard = `${prefix}/dashboard` as Path
+  const status = `${prefix}/api/status` as Path
+  const attestation = `${prefix}/api/attestation` as Path
+  const owned = new Set([dashboard, status, attestation])
+  return {
+    dashboard,
+    status,
+    attestation,
+    owns: (rawUrl) => {
+      const query = rawUrl.indexOf("?")
+      return owned.has(query === -1 ? rawUrl : rawUrl.slice(0, query))
+    },
+  }
+}
