@@ -21,7 +21,7 @@ export const make = (prefix: string): SidecarPaths => {
   const dashboard = `${prefix}/dashboard` as Path
   const status = `${prefix}/api/status` as Path
   const attestation = `${prefix}/api/attestation` as Path
-  const owned = new Set([dashboard, status, attestation])
+  const owned = new Set<string>([dashboard, status, attestation])
   return {
     dashboard,
     status,
