@@ -19,7 +19,7 @@ import { Context, Duration, Effect, Layer, Option } from "effect"
 import { createProxyServer } from "http-proxy-3"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
 import { errorBody, SECURITY_HEADERS } from "../server/responses.ts"
-import { clientCertHeader, forwardedHeaders } from "./headers.ts"
+import { clientCertHeader, clientResponseHeaders, forwardedHeaders } from "./headers.ts"
 
 // As CommonJS: importing node:http as an ES module loads undici for nothing.
 const http: typeof Http = createRequire(import.meta.url)("node:http")
@@ -124,6 +124,11 @@ export const make = Effect.fnUntraced(function* (
   const transfers = new WeakMap<ServerResponse, { bytesIn: number; bytesOut: number }>()
 
   proxy.on("proxyRes", (proxyResponse, _request, response) => {
+    // Runs before http-proxy copies the headers. A drain has already asked for `connection: close`.
+    clientResponseHeaders(
+      proxyResponse.headers,
+      response.getHeader("connection") === "close" || !response.shouldKeepAlive,
+    )
     const counted = transfers.get(response)
     if (counted) {
       proxyResponse.on("data", (chunk: Buffer) => {

@@ -52,7 +52,8 @@ export const forwardedHeaders = (
       for (const token of (rawHeaders[i + 1] ?? "").split(",")) connectionTokens.add(canonical(token.trim()))
     }
   }
-  const out: Record<string, string | Array<string>> = {}
+  // No prototype: header names such as `constructor` or `__proto__` are plain keys here.
+  const out: Record<string, string | Array<string>> = Object.create(null)
   let host: string | undefined
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const raw = rawHeaders[i] ?? ""
@@ -89,14 +90,16 @@ export const forwardedHeaders = (
 /** A quoted XFCC value: `"` and `\` escaped, as Envoy writes it. */
 const quoted = (value: string) => `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`
 
-/** RFC 4514 order (most specific first), the way Envoy's `Subject=` reads. */
+/** RFC 4514 order (most specific first), the way Envoy's `Subject=` reads; Node already escapes values. */
 const subjectRfc4514 = (cert: X509Certificate): string =>
-  cert.subject
-    .split("\n")
-    .filter(Boolean)
-    .reverse()
-    .map((rdn) => rdn.replace(/([,+"\\<>;])/g, "\\$1"))
-    .join(",")
+  cert.subject.split("\n").filter(Boolean).reverse().join(",")
+
+/** Node's `subjectAltName` text: `TYPE:value` entries joined by ", ", odd values as JSON strings. */
+const subjectAltNames = (text: string): Array<readonly [string, string]> =>
+  [...text.matchAll(/([A-Za-z][A-Za-z ]*):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/g)].map(([, type, value]) => [
+    type ?? "",
+    value?.startsWith('"') ? (JSON.parse(value) as string) : (value ?? ""),
+  ])
 
 /**
  * Envoy's X-Forwarded-Client-Cert for the verified client certificate:
@@ -108,9 +111,25 @@ export const clientCertHeader = (der: Buffer): string => {
     `Hash=${createHash("sha256").update(der).digest("hex")}`,
     `Subject=${quoted(subjectRfc4514(cert))}`,
   ]
-  for (const san of (cert.subjectAltName ?? "").split(", ")) {
-    if (san.startsWith("URI:")) parts.push(`URI=${quoted(san.slice(4))}`)
-    else if (san.startsWith("DNS:")) parts.push(`DNS=${quoted(san.slice(4))}`)
+  for (const [type, value] of subjectAltNames(cert.subjectAltName ?? "")) {
+    if (type === "URI") parts.push(`URI=${quoted(value)}`)
+    else if (type === "DNS") parts.push(`DNS=${quoted(value)}`)
   }
   return parts.join(";")
+}
+
+/**
+ * The app's response headers, made fit for the client's connection: the app's
+ * hop-by-hop headers (and those its `Connection:` names) describe the
+ * sidecar-to-app connection, not the client's. `Transfer-Encoding` is left for
+ * Node, which frames the body for the client itself.
+ */
+export const clientResponseHeaders = (headers: IncomingHttpHeaders, closeConnection: boolean): void => {
+  const named = String(headers.connection ?? "")
+    .split(",")
+    .map((token) => canonical(token.trim()))
+  for (const name of [...named, "connection", "keep-alive", "proxy-connection", "upgrade", "trailer"]) {
+    if (name && name !== "transfer-encoding") delete headers[name]
+  }
+  headers.connection = closeConnection ? "close" : "keep-alive"
 }

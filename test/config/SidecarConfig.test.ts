@@ -300,3 +300,84 @@ describe("load (ConfigProvider)", () => {
     }),
   )
 })
+
+describe("decode: SIDECAR_PATH_PREFIX", () => {
+  it.each([
+    { label: "unset", value: undefined, expected: "" },
+    { label: "empty", value: "", expected: "" },
+    { label: "/.sidecar", value: "/.sidecar", expected: "/.sidecar" },
+    { label: "/coco/sidecar", value: "/coco/sidecar", expected: "/coco/sidecar" },
+  ])("$label gives pathPrefix $expected", ({ value, expected }) => {
+    const env: Env =
+      value === undefined ? KUBECTL_COCO_ENV : { ...KUBECTL_COCO_ENV, SIDECAR_PATH_PREFIX: value }
+    assert.strictEqual(decodeOk(env).pathPrefix, expected)
+  })
+
+  it.each(["/bad/", "/", "sidecar", "/..", "/a/../b", "/a b", "/%2e", "//a"])(
+    "rejects %j naming the variable and the value",
+    (value) => {
+      const error = decodeErr({ ...KUBECTL_COCO_ENV, SIDECAR_PATH_PREFIX: value })
+      assert.deepStrictEqual(
+        error.problems.map((p) => [p.variable, p.value]),
+        [["SIDECAR_PATH_PREFIX", value]],
+      )
+      expect(error.message).toContain(`SIDECAR_PATH_PREFIX=${JSON.stringify(value)}`)
+    },
+  )
+})
+
+describe("decode: FORWARD_CONNECT_TIMEOUT / FORWARD_RESPONSE_TIMEOUT", () => {
+  it("defaults to 5s and 5m", () => {
+    const s = decodeOk(KUBECTL_COCO_ENV)
+    assert.strictEqual(millis(s.forward.connectTimeout), 5_000)
+    assert.strictEqual(millis(s.forward.responseTimeout), 300_000)
+  })
+
+  it("treats empty values as unset", () => {
+    const s = decodeOk({ ...KUBECTL_COCO_ENV, FORWARD_CONNECT_TIMEOUT: "", FORWARD_RESPONSE_TIMEOUT: "" })
+    assert.strictEqual(millis(s.forward.connectTimeout), 5_000)
+    assert.strictEqual(millis(s.forward.responseTimeout), 300_000)
+  })
+
+  it("reads both", () => {
+    const s = decodeOk({
+      ...KUBECTL_COCO_ENV,
+      FORWARD_PORT: "8080",
+      FORWARD_CONNECT_TIMEOUT: "1500ms",
+      FORWARD_RESPONSE_TIMEOUT: "1m30s",
+    })
+    assert.strictEqual(millis(s.forward.connectTimeout), 1_500)
+    assert.strictEqual(millis(s.forward.responseTimeout), 90_000)
+  })
+
+  it.each([
+    { variable: "FORWARD_CONNECT_TIMEOUT", value: "0s", reason: "greater than zero" },
+    { variable: "FORWARD_CONNECT_TIMEOUT", value: "0ms", reason: "greater than zero" },
+    { variable: "FORWARD_CONNECT_TIMEOUT", value: "abc", reason: "duration" },
+    { variable: "FORWARD_CONNECT_TIMEOUT", value: "5", reason: "duration" },
+    { variable: "FORWARD_RESPONSE_TIMEOUT", value: "0s", reason: "greater than zero" },
+    { variable: "FORWARD_RESPONSE_TIMEOUT", value: "abc", reason: "duration" },
+    { variable: "FORWARD_RESPONSE_TIMEOUT", value: "-1s", reason: "duration" },
+  ] as const)("rejects $variable=$value", ({ variable, value, reason }) => {
+    const error = decodeErr({ ...KUBECTL_COCO_ENV, [variable]: value })
+    assert.deepStrictEqual(
+      error.problems.map((p) => [p.variable, p.value]),
+      [[variable, value]],
+    )
+    expect(error.message).toContain(`${variable}=${JSON.stringify(value)}`)
+    expect(error.message).toContain(reason)
+  })
+
+  it("reports both timeouts and the prefix at once", () => {
+    const error = decodeErr({
+      ...KUBECTL_COCO_ENV,
+      FORWARD_CONNECT_TIMEOUT: "0s",
+      FORWARD_RESPONSE_TIMEOUT: "abc",
+      SIDECAR_PATH_PREFIX: "/bad/",
+    })
+    assert.deepStrictEqual(
+      error.problems.map((p) => p.variable),
+      ["FORWARD_CONNECT_TIMEOUT", "FORWARD_RESPONSE_TIMEOUT", "SIDECAR_PATH_PREFIX"],
+    )
+  })
+})

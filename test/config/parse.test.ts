@@ -135,3 +135,52 @@ describe("logLevel / oneOf / host", () => {
     expect(err(Parse.host(raw))).toContain("address to listen on")
   })
 })
+
+describe("pathPrefix", () => {
+  it.each([
+    "/.sidecar",
+    "/coco/sidecar",
+    "/a-b_c~d",
+    "/a",
+    "/A1/b2/c3",
+    "/...",
+    "/.well-known/sidecar",
+    "/a..b",
+  ])("accepts %j", (raw) => {
+    assert.strictEqual(ok(Parse.pathPrefix(raw)), raw)
+  })
+
+  it.each([
+    "",
+    "/",
+    "//",
+    "/a/",
+    "/coco/sidecar/",
+    "sidecar",
+    ".sidecar",
+    "/..",
+    "/.",
+    "/a/..",
+    "/a/.",
+    "/./a",
+    "/../a",
+    "/a/../b",
+    "/a/./b",
+    "/a b",
+    " /a",
+    "/a ",
+    "/%2e",
+    "/%2e%2e",
+    "/a%2Fb",
+    "//a",
+    "/a//b",
+    "/a?x",
+    "/a#x",
+    "/a\\b",
+    "/ä",
+    "/a\n",
+    "http://host/a",
+  ])("rejects %j", (raw) => {
+    expect(err(Parse.pathPrefix(raw))).toContain("/.sidecar")
+  })
+})

@@ -59,6 +59,8 @@ export interface Backend {
   readonly wsConnections: number
   /** Currently open TCP sockets (HTTP and upgraded). */
   readonly sockets: number
+  /** Bytes handed to the socket by `GET /download` so far (all downloads): shows backpressure. */
+  readonly downloadedBytes: number
   /** Closes the WebSocket clients and the server, destroying every socket. Idempotent. */
   close(): Promise<void>
   /** Stops listening and destroys every socket (the application is "down"); the port is kept. */
@@ -150,6 +152,8 @@ const drained = (res: http.ServerResponse): Promise<void> =>
     res.on("close", done)
   })
 
+let downloadedBytes = 0
+
 const download = async (res: http.ServerResponse, bytes: number, chunk: number, length: boolean) => {
   res.writeHead(200, {
     "content-type": "application/octet-stream",
@@ -160,6 +164,7 @@ const download = async (res: http.ServerResponse, bytes: number, chunk: number, 
   while (sent < bytes && !res.destroyed) {
     const size = Math.min(chunk, bytes - sent)
     sent += size
+    downloadedBytes += size
     if (!res.write(next(size))) await drained(res)
   }
   if (!res.destroyed) res.end()
@@ -337,6 +342,9 @@ export const startBackend = async (): Promise<Backend> => {
     },
     get wsConnections() {
       return wss.clients.size
+    },
+    get downloadedBytes() {
+      return downloadedBytes
     },
     get sockets() {
       return sockets.size

@@ -1,0 +1,84 @@
+/** Low-level mTLS clients: raw HTTP/1.1 over a TLS socket (no client-side normalization) and WebSockets. */
+import * as tls from "node:tls"
+import WebSocket from "ws"
+import type { Fixtures } from "./fixtures.ts"
+
+export interface RawReply {
+  readonly status: number
+  readonly head: string
+  readonly body: string
+}
+
+/** Sends `request` verbatim and reads until the server closes (send `Connection: close`). */
+export const rawRequest = (url: string, pki: Fixtures, request: string): Promise<RawReply> =>
+  new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(url)
+    const socket = tls.connect({
+      host: hostname,
+      port: Number(port),
+      cert: pki.client.certPem,
+      key: pki.client.keyPem,
+      ca: pki.ca.certPem,
+      servername: "localhost",
+    })
+    const chunks: Array<Buffer> = []
+    socket.on("secureConnect", () => socket.write(request))
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk))
+    socket.on("error", reject)
+    socket.on("close", () => {
+      const text = Buffer.concat(chunks).toString("utf8")
+      const split = text.indexOf("\r\n\r\n")
+      const head = split === -1 ? text : text.slice(0, split)
+      resolve({
+        status: Number(head.split(" ")[1] ?? 0),
+        head,
+        body: split === -1 ? "" : text.slice(split + 4),
+      })
+    })
+  })
+
+/** A raw GET with `Connection: close`, whose body the test backend answers as JSON. */
+export const rawGet = (url: string, pki: Fixtures, target: string, headers: ReadonlyArray<string> = []) =>
+  rawRequest(
+    url,
+    pki,
+    [`GET ${target} HTTP/1.1`, "Host: app.example", ...headers, "Connection: close", "", ""].join("\r\n"),
+  )
+
+/** Decodes a chunked body (the app answers JSON in chunks through the proxy). */
+export const dechunk = (body: string): string => {
+  let out = ""
+  let rest = body
+  for (;;) {
+    const line = rest.indexOf("\r\n")
+    if (line === -1) return out + rest
+    const size = Number.parseInt(rest.slice(0, line), 16)
+    if (Number.isNaN(size)) return body
+    if (size === 0) return out
+    out += rest.slice(line + 2, line + 2 + size)
+    rest = rest.slice(line + 2 + size + 2)
+  }
+}
+
+export const openWebSocket = (url: string, pki: Fixtures, path = "/ws"): Promise<WebSocket> =>
+  new Promise((resolve, reject) => {
+    const socket = new WebSocket(`${url.replace(/^https:/, "wss:")}${path}`, [], {
+      cert: pki.client.certPem,
+      key: pki.client.keyPem,
+      ca: pki.ca.certPem,
+    })
+    socket.once("open", () => resolve(socket))
+    socket.once("error", reject)
+    socket.once("unexpected-response", (_request, response) =>
+      reject(new Error(`unexpected response ${response.statusCode}`)),
+    )
+  })
+
+/** The next message, with its type. */
+export const nextMessage = (
+  socket: WebSocket,
+): Promise<{ readonly data: Buffer; readonly isBinary: boolean }> =>
+  new Promise((resolve, reject) => {
+    socket.once("message", (data: Buffer, isBinary: boolean) => resolve({ data, isBinary }))
+    socket.once("error", reject)
+  })
