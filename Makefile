@@ -28,8 +28,9 @@ build: deps
 test: deps
 	vitest run $(VITEST_ARGS)
 
+# DEMO_APP=1 also starts a demo application and forwards to it.
 run: deps
-	node src/dev.ts
+	DEMO_APP=$(DEMO_APP) node src/dev.ts
 
 fmt: deps
 	biome check --write .

@@ -4,11 +4,13 @@
  * it out in the KBS; then a curl line that works is printed.
  *
  * Environment variables override the defaults below, as in production.
+ * `DEMO_APP=1` also starts a demo application and forwards to it.
  */
 import * as path from "node:path"
 import { Console } from "effect"
 import * as MemoryResourceClient from "./cdh/MemoryResourceClient.ts"
 import type { Env } from "./config/SidecarConfig.ts"
+import { startDemoApp } from "./dev/demoApp.ts"
 import { run } from "./entry.ts"
 import { loadOrCreateDevPki } from "./tls/DevPki.ts"
 
@@ -22,6 +24,11 @@ const resources = {
   "default/attestation-status/status": "success",
 }
 
+const demoPort =
+  process.env.DEMO_APP === "1" && !process.env.FORWARD_PORT
+    ? await startDemoApp(Number(process.env.DEMO_APP_PORT ?? 8888))
+    : undefined
+
 const env: Env = {
   TLS_CERT_URI: "kbs:///default/sidecar-tls-dev/server-cert",
   TLS_KEY_URI: "kbs:///default/sidecar-tls-dev/server-key",
@@ -31,6 +38,7 @@ const env: Env = {
   POD_NAME: "dev-pod",
   POD_NAMESPACE: "default",
   LOG_FORMAT: "logfmt",
+  ...(demoPort === undefined ? {} : { FORWARD_PORT: String(demoPort) }),
   ...(process.env as Env),
 }
 
@@ -47,6 +55,7 @@ run({
         "try:",
         `  curl --cacert ${file("ca-cert.pem")} --cert ${file("client-cert.pem")} --key ${file("client-key.pem")} ${url}/api/status`,
         `browser: import ${path.join(dir, "client-cert.pem")} + key as a client certificate, then open ${url}/dashboard`,
+        ...(demoPort === undefined ? [] : [`demo app on 127.0.0.1:${demoPort}, forwarded at ${url}/`]),
         "",
       ].join("\n"),
     ),

@@ -42,7 +42,9 @@ export class Forwarder extends Context.Service<
         config.forwardPort,
         () => new Error("Forwarder.layer needs FORWARD_PORT"),
       )
-      return yield* make(port, config.forward.connectTimeout, config.forward.responseTimeout)
+      return yield* make(port, config.forward.connectTimeout, config.forward.responseTimeout, {
+        accessLog: config.logLevel === "trace" || config.logLevel === "debug" || config.logLevel === "info",
+      })
     }),
   )
 }
@@ -82,15 +84,19 @@ export const make = Effect.fnUntraced(function* (
   port: number,
   connectTimeout: Duration.Duration,
   responseTimeout: Duration.Duration,
+  options: { readonly accessLog: boolean } = { accessLog: true },
 ) {
   const context = yield* Effect.context<never>()
   const runFork = Effect.runForkWith(context)
-  const log = (message: string, fields: Record<string, unknown>, level: "info" | "warn" = "info") =>
-    void runFork(
+  const log = (message: string, fields: Record<string, unknown>, level: "info" | "warn" = "info") => {
+    // Decided once: a line below the log level would still cost a fiber per request.
+    if (level === "info" && !options.accessLog) return
+    runFork(
       (level === "info" ? Effect.logInfo(message) : Effect.logWarning(message)).pipe(
         Effect.annotateLogs(fields),
       ),
     )
+  }
 
   // Keep-alive to the app: no TCP handshake per request on loopback.
   const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 })

@@ -315,6 +315,17 @@ describe("forwarding when the application misbehaves", () => {
   })
 })
 
+describe("upgrades the sidecar does not forward", () => {
+  it("refuses a WebSocket on a sidecar path, and every WebSocket when nothing is forwarded", async () => {
+    const { url } = await sidecar()
+    const before = backend.seenUpgrades.length
+    await expect(openWebSocket(url, pki, "/dashboard")).rejects.toThrow("unexpected response 404")
+    const { url: plain } = await sidecar({ FORWARD_PORT: "" })
+    await expect(openWebSocket(plain, pki, "/ws")).rejects.toThrow("unexpected response 404")
+    expect(backend.seenUpgrades.length).toBe(before)
+  })
+})
+
 describe("SIDECAR_PATH_PREFIX", () => {
   it("moves the sidecar's paths so the application keeps its own /api/status", async () => {
     const { url } = await sidecar({ SIDECAR_PATH_PREFIX: "/.sidecar" })
