@@ -28,9 +28,10 @@ export class MemoryCdh extends Context.Service<
 const toBytes = (value: string | Uint8Array): Uint8Array =>
   typeof value === "string" ? new TextEncoder().encode(value) : value.slice()
 
-export const layer = (
+/** The store and its controls, for callers (tests, the local run) that change it from outside Effect. */
+export const make = (
   initial: Readonly<Record<string, string | Uint8Array>>,
-): Layer.Layer<ResourceClient | MemoryCdh> => {
+): { readonly controls: MemoryCdh["Service"]; readonly layer: Layer.Layer<ResourceClient | MemoryCdh> } => {
   const store = new Map(Object.entries(initial).map(([k, v]) => [k, toBytes(v)]))
   const faults: Array<Fault> = []
   const requests: Array<string> = []
@@ -52,18 +53,23 @@ export const layer = (
         ? Effect.fail(new CdhHttpError({ uri: resource.uri, url, status: 500, body: MISSING_BODY }))
         : Effect.succeed(value.slice())
     })
-  return Layer.mergeAll(
-    Layer.succeed(ResourceClient, ResourceClient.of({ get, source: SOURCE })),
-    Layer.succeed(
-      MemoryCdh,
-      MemoryCdh.of({
-        set: (path, value) => void store.set(path, toBytes(value)),
-        remove: (path) => void store.delete(path),
-        failNext: (count, fault) => {
-          for (let i = 0; i < count; i++) faults.push(fault)
-        },
-        requests,
-      }),
+  const controls = MemoryCdh.of({
+    set: (path, value) => void store.set(path, toBytes(value)),
+    remove: (path) => void store.delete(path),
+    failNext: (count, fault) => {
+      for (let i = 0; i < count; i++) faults.push(fault)
+    },
+    requests,
+  })
+  return {
+    controls,
+    layer: Layer.mergeAll(
+      Layer.succeed(ResourceClient, ResourceClient.of({ get, source: SOURCE })),
+      Layer.succeed(MemoryCdh, controls),
     ),
-  )
+  }
 }
+
+export const layer = (
+  initial: Readonly<Record<string, string | Uint8Array>>,
+): Layer.Layer<ResourceClient | MemoryCdh> => make(initial).layer
