@@ -41,6 +41,12 @@ export interface Settings {
   readonly podNamespace: string
   readonly cdh: CdhSettings
   readonly shutdownGrace: Duration.Duration
+  /** How often the attestation-status resource is checked again after the first check. */
+  readonly attestationInterval: Duration.Duration
+  /** How often an open dashboard refreshes its live parts from the API. */
+  readonly dashboardRefresh: Duration.Duration
+  /** Extra environment variable names (or PREFIX_* globs) whose values the status may show. */
+  readonly envAllowlist: ReadonlyArray<string>
   readonly logLevel: Parse.LogLevelName
   readonly logFormat: "json" | "logfmt"
 }
@@ -75,6 +81,8 @@ export const DEFAULTS = {
   CDH_RETRY_BASE: "250ms",
   CDH_RETRY_MAX: "10s",
   SHUTDOWN_GRACE_PERIOD: "20s",
+  ATTESTATION_CHECK_INTERVAL: "60s",
+  DASHBOARD_REFRESH_INTERVAL: "5s",
   FORWARD_CONNECT_TIMEOUT: "5s",
   FORWARD_RESPONSE_TIMEOUT: "5m",
   SIDECAR_PATH_PREFIX: "",
@@ -101,6 +109,9 @@ export const VARIABLES = [
   "CDH_RETRY_BASE",
   "CDH_RETRY_MAX",
   "SHUTDOWN_GRACE_PERIOD",
+  "ATTESTATION_CHECK_INTERVAL",
+  "DASHBOARD_REFRESH_INTERVAL",
+  "ENV_ALLOWLIST",
   "LOG_LEVEL",
   "LOG_FORMAT",
 ] as const
@@ -163,6 +174,17 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
   const retryBase = field("CDH_RETRY_BASE", Parse.positiveDuration, DEFAULTS.CDH_RETRY_BASE)
   const retryMax = field("CDH_RETRY_MAX", Parse.positiveDuration, DEFAULTS.CDH_RETRY_MAX)
   const shutdownGrace = field("SHUTDOWN_GRACE_PERIOD", Parse.duration, DEFAULTS.SHUTDOWN_GRACE_PERIOD)
+  const attestationInterval = field(
+    "ATTESTATION_CHECK_INTERVAL",
+    Parse.positiveDuration,
+    DEFAULTS.ATTESTATION_CHECK_INTERVAL,
+  )
+  const dashboardRefresh = field(
+    "DASHBOARD_REFRESH_INTERVAL",
+    Parse.positiveDuration,
+    DEFAULTS.DASHBOARD_REFRESH_INTERVAL,
+  )
+  const envAllowlist = optional("ENV_ALLOWLIST", Parse.nameList) ?? []
   const logLevel = field("LOG_LEVEL", Parse.logLevel, DEFAULTS.LOG_LEVEL)
   const logFormat = field("LOG_FORMAT", Parse.oneOf(["json", "logfmt"] as const), DEFAULTS.LOG_FORMAT)
 
@@ -183,6 +205,8 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     retryBase === undefined ||
     retryMax === undefined ||
     shutdownGrace === undefined ||
+    attestationInterval === undefined ||
+    dashboardRefresh === undefined ||
     logLevel === undefined ||
     logFormat === undefined
   ) {
@@ -202,6 +226,9 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     podNamespace,
     cdh: { url, requestTimeout, startupTimeout, retryBase, retryMax },
     shutdownGrace,
+    attestationInterval,
+    dashboardRefresh,
+    envAllowlist,
     logLevel,
     logFormat,
   })
@@ -252,5 +279,7 @@ export const summary = (s: Settings) => ({
   cdhRequestTimeout: Duration.format(s.cdh.requestTimeout),
   cdhStartupTimeout: Duration.format(s.cdh.startupTimeout),
   shutdownGracePeriod: Duration.format(s.shutdownGrace),
+  attestationCheckInterval: Duration.format(s.attestationInterval),
+  envAllowlist: s.envAllowlist.join(","),
   logLevel: s.logLevel,
 })
