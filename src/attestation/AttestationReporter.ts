@@ -1,27 +1,67 @@
 /**
  * AttestationReporter: the kubectl-coco attestation-status convention
  * (`kbs:///default/attestation-status/status` released with body `success`),
- * checked in the background and served from cached state, never on the
- * request path. What "verified" means is spelled out in `details`: the KBS
- * released a resource to this pod; it is not an appraisal of the evidence.
+ * checked at start and then in the background, and served from cached state:
+ * never on the request path. While the CDH fails, checks back off from
+ * CDH_RETRY_BASE up to the regular interval.
+ *
+ * What "verified" means is spelled out, not implied: the KBS released a
+ * resource to this pod. It is not an appraisal of the TEE evidence.
  */
-import { Clock, Context, Effect, Layer, Ref } from "effect"
-import { type FetchError, ResourceClient, retrySchedule } from "../cdh/ResourceClient.ts"
+import { Clock, Context, Duration, Effect, Layer, Ref } from "effect"
+import { type CdhInfo, type FetchError, ResourceClient } from "../cdh/ResourceClient.ts"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
 
 export type AttestationStatus = "verified" | "failed" | "unavailable"
 
-export interface AttestationState {
+export interface Transition {
   readonly status: AttestationStatus
-  /** Upstream meaning: when a 200 was received for the check; "unavailable" when none was. */
+  readonly at: string
+  readonly details: string
+}
+
+export interface GuestComponents {
+  readonly version: string
+  readonly features: string
+  /** The TEE the attestation agent reports; null when /info does not name one. */
+  readonly tee: string | null
+  /** Plain words about `tee`; `sample` means no TEE was detected. */
+  readonly teeNote: string
+}
+
+export interface AttestationState {
+  /** Upstream: verified | failed | unavailable. */
+  readonly status: AttestationStatus
+  /** Upstream meaning: when a 200 was last received for the check; "unavailable" when none was. */
   readonly timestamp: string
+  /** Upstream field, in plain words. */
   readonly details: string
   readonly source: "kbs-resource"
   readonly resource: string
+  /** What `verified` does and does not prove. */
+  readonly meaning: string
   /** When the last check finished, whatever its outcome. */
   readonly checkedAt: string | null
+  /** When `status` last changed. */
+  readonly changedAt: string | null
+  readonly nextCheckAt: string | null
   readonly httpStatus: number | null
+  /** The last failure to reach or read the CDH, short; null after a successful check. */
+  readonly lastError: string | null
+  readonly consecutiveFailures: number
+  /** Status changes, newest first. */
+  readonly history: ReadonlyArray<Transition>
+  /** From the CDH's `GET /info`, where it answers. */
+  readonly guestComponents: GuestComponents | null
 }
+
+export const HISTORY_LENGTH = 20
+
+export const meaning = (resource: string) =>
+  `"verified" means the KBS released ${resource} to this pod with the body "success" ` +
+  "(kubectl-coco's convention): the pod's attestation agent completed a KBS handshake and the KBS policy " +
+  "released a resource. It is not an appraisal of the TEE evidence: with kubectl-coco's default allow-all " +
+  "resource policy, a pod without a TEE passes too."
 
 export const UPSTREAM_SUCCESS_DETAILS = "TEE attestation successful"
 
@@ -31,24 +71,94 @@ export const initialState = (resource: string): AttestationState => ({
   details: "attestation status not checked yet",
   source: "kbs-resource",
   resource,
+  meaning: meaning(resource),
   checkedAt: null,
+  changedAt: null,
+  nextCheckAt: null,
   httpStatus: null,
+  lastError: null,
+  consecutiveFailures: 0,
+  history: [],
+  guestComponents: null,
 })
 
-/** Maps one check's outcome to the upstream-compatible state (coco-interfaces.md 4.6). */
-export const fromBody = (resource: string, body: Uint8Array, at: Date): AttestationState => {
-  const text = new TextDecoder().decode(body).trim()
-  const ok = text === "success"
+export const teeNote = (tee: string | undefined): string => {
+  if (tee === undefined) {
+    return "The CDH does not name the TEE (its attestation API is off, as in a default Kata guest)."
+  }
+  if (tee === "sample") {
+    return 'No TEE was detected: the attestation agent fell back to its "sample" attester, which proves nothing.'
+  }
+  return `The attestation agent detected a ${tee} TEE (its own detection, not a verified claim).`
+}
+
+export const guestComponents = (info: CdhInfo): GuestComponents => ({
+  version: info.version,
+  features: info.features,
+  tee: info.tee ?? null,
+  teeNote: teeNote(info.tee),
+})
+
+/** The outcome of one check, before it is merged into the running state. */
+export type Outcome =
+  | { readonly _tag: "Released"; readonly body: Uint8Array }
+  | { readonly _tag: "Failed"; readonly error: FetchError }
+
+const SHORT = 300
+const short = (text: string) => (text.length > SHORT ? `${text.slice(0, SHORT)}…` : text)
+
+/** Pure: the next state after a check that finished at `at`. */
+export const next = (previous: AttestationState, outcome: Outcome, at: Date): AttestationState => {
+  const iso = at.toISOString()
+  const base =
+    outcome._tag === "Released"
+      ? (() => {
+          const text = new TextDecoder().decode(outcome.body).trim()
+          const ok = text === "success"
+          return {
+            status: (ok ? "verified" : "failed") as AttestationStatus,
+            timestamp: iso,
+            details: ok
+              ? `${UPSTREAM_SUCCESS_DETAILS}: the KBS released ${previous.resource} to this pod.`
+              : `attestation status: the KBS released ${previous.resource} with ${JSON.stringify(text.slice(0, 120))}, not "success".`,
+            httpStatus: 200,
+            lastError: null,
+            consecutiveFailures: 0,
+          }
+        })()
+      : {
+          status: "unavailable" as AttestationStatus,
+          // Upstream keeps reporting the last 200, if there ever was one.
+          timestamp: previous.timestamp,
+          details: short(outcome.error.message),
+          httpStatus: outcome.error._tag === "CdhHttpError" ? outcome.error.status : null,
+          lastError: short(outcome.error.message),
+          consecutiveFailures: previous.consecutiveFailures + 1,
+        }
+  const changed = base.status !== previous.status || previous.checkedAt === null
   return {
-    status: ok ? "verified" : "failed",
-    timestamp: at.toISOString(),
-    details: ok ? UPSTREAM_SUCCESS_DETAILS : `attestation status: ${JSON.stringify(text.slice(0, 120))}`,
-    source: "kbs-resource",
-    resource,
-    checkedAt: at.toISOString(),
-    httpStatus: 200,
+    ...previous,
+    ...base,
+    checkedAt: iso,
+    changedAt: changed ? iso : previous.changedAt,
+    history: changed
+      ? [{ status: base.status, at: iso, details: base.details }, ...previous.history].slice(
+          0,
+          HISTORY_LENGTH,
+        )
+      : previous.history,
   }
 }
+
+/** The wait before the next check: the interval when the CDH answered, else backoff up to it. */
+export const nextDelay = (
+  state: AttestationState,
+  interval: Duration.Duration,
+  retryBase: Duration.Duration,
+): Duration.Duration =>
+  state.consecutiveFailures === 0
+    ? interval
+    : Duration.min(interval, Duration.times(retryBase, 2 ** Math.min(state.consecutiveFailures - 1, 20)))
 
 export class AttestationReporter extends Context.Service<
   AttestationReporter,
@@ -56,51 +166,51 @@ export class AttestationReporter extends Context.Service<
     readonly current: Effect.Effect<AttestationState>
   }
 >()("coco-secure-access/AttestationReporter") {
-  /** Starts the first check in the background; it never blocks or fails start-up. */
+  /** The first check starts in the background; it never blocks or fails start-up. */
   static readonly layer: Layer.Layer<AttestationReporter, never, ResourceClient | SidecarConfig> =
     Layer.effect(
       AttestationReporter,
       Effect.gen(function* () {
         const config = yield* SidecarConfig
+        const client = yield* ResourceClient
         const resource = config.attestationStatusUri
         const state = yield* Ref.make(initialState(resource.uri))
-        const client = yield* ResourceClient
         const now = Clock.currentTimeMillis.pipe(Effect.map((ms) => new Date(ms)))
-        const unavailable = (error: FetchError, at: Date): AttestationState => ({
-          ...initialState(resource.uri),
-          details: error.message,
-          checkedAt: at.toISOString(),
-          httpStatus: error._tag === "CdhHttpError" ? error.status : null,
-        })
-        // Logged on change only: the retry schedule already logs every failed attempt.
-        const record = (next: AttestationState) =>
-          Ref.getAndSet(state, next).pipe(
-            Effect.flatMap((previous) =>
-              previous.status === next.status && previous.checkedAt !== null
-                ? Effect.void
-                : Effect.logInfo("attestation status").pipe(
-                    Effect.annotateLogs({
-                      status: next.status,
-                      resource: resource.uri,
-                      details: next.details,
-                    }),
-                  ),
-            ),
+
+        const check = Effect.gen(function* () {
+          const outcome: Outcome = yield* client.get(resource).pipe(
+            Effect.map((body): Outcome => ({ _tag: "Released", body })),
+            Effect.catch((error) => Effect.succeed<Outcome>({ _tag: "Failed", error })),
           )
-        // Each failed attempt is visible in the state at once; retries follow the start-up policy.
-        const startedAt = yield* Clock.currentTimeMillis
-        const check = client.get(resource).pipe(
-          Effect.tapError((error) => Effect.flatMap(now, (at) => record(unavailable(error, at)))),
-          Effect.retry(
-            retrySchedule(
-              { base: config.cdh.retryBase, max: config.cdh.retryMax, budget: config.cdh.startupTimeout },
-              startedAt,
-            ),
-          ),
-          Effect.flatMap((body) => Effect.flatMap(now, (at) => record(fromBody(resource.uri, body, at)))),
-          Effect.ignore,
-        )
-        yield* Effect.forkScoped(check)
+          // Version and TEE are extras: a failing /info keeps what was known.
+          const info = yield* client.info.pipe(Effect.orElseSucceed(() => undefined))
+          const at = yield* now
+          const previous = yield* Ref.get(state)
+          const updated = next(previous, outcome, at)
+          const withInfo =
+            info === undefined ? updated : { ...updated, guestComponents: guestComponents(info) }
+          const delay = nextDelay(withInfo, config.attestationInterval, config.cdh.retryBase)
+          yield* Ref.set(state, {
+            ...withInfo,
+            nextCheckAt: new Date(at.getTime() + Duration.toMillis(delay)).toISOString(),
+          })
+          if (withInfo.changedAt === withInfo.checkedAt) {
+            yield* Effect.logInfo("attestation status").pipe(
+              Effect.annotateLogs({
+                status: withInfo.status,
+                resource: resource.uri,
+                details: withInfo.details,
+              }),
+            )
+          } else if (withInfo.consecutiveFailures === 1) {
+            yield* Effect.logWarning("attestation status check failed").pipe(
+              Effect.annotateLogs({ resource: resource.uri, cause: withInfo.lastError ?? "" }),
+            )
+          }
+          return delay
+        })
+
+        yield* Effect.forkScoped(Effect.forever(Effect.flatMap(check, (delay) => Effect.sleep(delay))))
         return AttestationReporter.of({ current: Ref.get(state) })
       }),
     )

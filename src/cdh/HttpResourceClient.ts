@@ -8,7 +8,14 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Duration, Effect, Layer } from "effect"
 import { HttpClient, HttpClientRequest } from "effect/http"
 import * as ResourceUri from "../kbs/ResourceUri.ts"
-import { CdhHttpError, CdhUnreachable, type FetchError, ResourceClient } from "./ResourceClient.ts"
+import {
+  CdhHttpError,
+  type CdhInfo,
+  CdhUnreachable,
+  type FetchError,
+  parseInfo,
+  ResourceClient,
+} from "./ResourceClient.ts"
 
 export interface Options {
   readonly url: string
@@ -71,7 +78,43 @@ export const make = Effect.fnUntraced(function* (options: Options) {
       }),
     )
   }
-  return ResourceClient.of({ get, source: options.url })
+  const infoUrl = `${options.url}/info`
+  const info: Effect.Effect<CdhInfo | undefined, FetchError> = Effect.gen(function* () {
+    const response = yield* http.execute(HttpClientRequest.get(infoUrl))
+    const body = new Uint8Array(yield* response.arrayBuffer)
+    if (response.status === 404) return undefined
+    if (response.status !== 200) {
+      return yield* new CdhHttpError({
+        uri: "/info",
+        url: infoUrl,
+        status: response.status,
+        body: excerpt(body),
+      })
+    }
+    try {
+      return parseInfo(JSON.parse(new TextDecoder().decode(body)))
+    } catch {
+      return undefined
+    }
+  }).pipe(
+    Effect.catchTag("HttpClientError", (error) =>
+      Effect.fail(
+        new CdhUnreachable({ uri: "/info", url: infoUrl, reason: describeTransport(error.reason) }),
+      ),
+    ),
+    Effect.timeoutOrElse({
+      duration: options.requestTimeout,
+      orElse: () =>
+        Effect.fail(
+          new CdhUnreachable({
+            uri: "/info",
+            url: infoUrl,
+            reason: `no answer within ${Duration.format(options.requestTimeout)}`,
+          }),
+        ),
+    }),
+  )
+  return ResourceClient.of({ get, info, source: options.url })
 })
 
 export const layer = (options: Options): Layer.Layer<ResourceClient> =>

@@ -5,11 +5,25 @@
  */
 import { Context, Effect, Layer } from "effect"
 import type { ResourceUri } from "../kbs/ResourceUri.ts"
-import { CdhHttpError, CdhUnreachable, type FetchError, ResourceClient } from "./ResourceClient.ts"
+import {
+  CdhHttpError,
+  type CdhInfo,
+  CdhUnreachable,
+  type FetchError,
+  ResourceClient,
+} from "./ResourceClient.ts"
 
 export const SOURCE = "memory://cdh"
 export const MISSING_BODY =
   'rpc status: Status { code: INTERNAL, message: "[CDH] [ERROR]: Get Resource failed" }'
+
+/** As a Kata guest answers by default: resource feature only, so no TEE is named. */
+export const DEFAULT_INFO: CdhInfo = {
+  version: "memory",
+  features: "resource",
+  tee: undefined,
+  additionalTees: [],
+}
 
 export type Fault = { readonly _tag: "Unreachable" } | { readonly _tag: "Status"; readonly status: number }
 
@@ -31,6 +45,7 @@ const toBytes = (value: string | Uint8Array): Uint8Array =>
 /** The store and its controls, for callers (tests, the local run) that change it from outside Effect. */
 export const make = (
   initial: Readonly<Record<string, string | Uint8Array>>,
+  options: { readonly info?: CdhInfo } = {},
 ): { readonly controls: MemoryCdh["Service"]; readonly layer: Layer.Layer<ResourceClient | MemoryCdh> } => {
   const store = new Map(Object.entries(initial).map(([k, v]) => [k, toBytes(v)]))
   const faults: Array<Fault> = []
@@ -64,7 +79,10 @@ export const make = (
   return {
     controls,
     layer: Layer.mergeAll(
-      Layer.succeed(ResourceClient, ResourceClient.of({ get, source: SOURCE })),
+      Layer.succeed(
+        ResourceClient,
+        ResourceClient.of({ get, info: Effect.succeed(options.info ?? DEFAULT_INFO), source: SOURCE }),
+      ),
       Layer.succeed(MemoryCdh, controls),
     ),
   }

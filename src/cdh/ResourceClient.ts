@@ -58,11 +58,23 @@ export class ResourceUnavailable extends Data.TaggedError("ResourceUnavailable")
   }
 }
 
+/** What the CDH's api-server-rest says about itself at `GET /info` (v0.18 and later). */
+export interface CdhInfo {
+  readonly version: string
+  /** `resource`, `attestation` or `all`. */
+  readonly features: string
+  /** The TEE the attestation agent detected; only reported with the attestation feature on. */
+  readonly tee: string | undefined
+  readonly additionalTees: ReadonlyArray<string>
+}
+
 export class ResourceClient extends Context.Service<
   ResourceClient,
   {
     /** One attempt: no retry, no logging. */
     readonly get: (resource: ResourceUri) => Effect.Effect<Uint8Array, FetchError>
+    /** `GET /info`, one attempt; undefined where the CDH has no such endpoint (v0.17 and older). */
+    readonly info: Effect.Effect<CdhInfo | undefined, FetchError>
     /** Where the bytes come from, for logs and the status API. */
     readonly source: string
   }
@@ -130,3 +142,18 @@ export const fetchRetrying = Effect.fn("ResourceClient.fetchRetrying")(function*
     ),
   )
 })
+
+/** Reads `/info`'s JSON defensively: unknown shapes give undefined, not an error. */
+export const parseInfo = (body: unknown): CdhInfo | undefined => {
+  if (typeof body !== "object" || body === null) return undefined
+  const record = body as Record<string, unknown>
+  if (typeof record.version !== "string") return undefined
+  return {
+    version: record.version,
+    features: typeof record.feature === "string" ? record.feature : "unknown",
+    tee: typeof record.tee === "string" ? record.tee : undefined,
+    additionalTees: Array.isArray(record.additional_tees)
+      ? record.additional_tees.filter((t): t is string => typeof t === "string")
+      : [],
+  }
+}
