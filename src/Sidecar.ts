@@ -15,7 +15,9 @@ import {
   summary,
 } from "./config/SidecarConfig.ts"
 import { Forwarder } from "./proxy/Forwarder.ts"
+import { Environment } from "./runtime/Environment.ts"
 import { RuntimeInfo } from "./runtime/RuntimeInfo.ts"
+import { TeeInfo } from "./runtime/TeeHints.ts"
 import * as HttpsServer from "./server/HttpsServer.ts"
 import * as Routes from "./server/routes.ts"
 import type { TlsMaterialError } from "./tls/errors.ts"
@@ -54,6 +56,8 @@ const logListening = (onListening: (url: string) => Effect.Effect<void>) =>
 export interface Options {
   /** Runs once the listener accepts connections, e.g. to print how to reach it. */
   readonly onListening?: (url: string) => Effect.Effect<void>
+  /** The environment the status reports (filtered); the process's by default. */
+  readonly environment?: Readonly<Record<string, string | undefined>>
 }
 
 export const layer = <E>(
@@ -67,7 +71,15 @@ export const layer = <E>(
     Layer.provideMerge(RuntimeInfo.layer),
     Layer.provide(logStart),
   )
-  const listener = HttpsServer.HttpsListener.layer.pipe(Layer.provideMerge(core))
+  const environment = Layer.unwrap(
+    Effect.map(Config, (config) =>
+      Environment.layerFrom(options.environment ?? process.env, config.envAllowlist),
+    ),
+  )
+  const listener = HttpsServer.HttpsListener.layer.pipe(
+    Layer.provideMerge(core),
+    Layer.provideMerge(Layer.mergeAll(environment, TeeInfo.layer)),
+  )
   // The Forwarder exists only when FORWARD_PORT is set; the server looks it up as optional.
   const forwarder = Layer.unwrap(
     Effect.map(Config, (config) => (Option.isSome(config.forwardPort) ? Forwarder.layer : Layer.empty)),

@@ -25,7 +25,11 @@ const report = (error: Sidecar.StartupError) =>
 export const program = <E extends Sidecar.StartupError>(options: EntryOptions<E>) =>
   Effect.gen(function* () {
     const settings = yield* Effect.fromResult(decode(options.env))
-    return yield* Layer.launch(Sidecar.layer(options.resourceClient(settings), options)).pipe(
+    const sidecar = Sidecar.layer(options.resourceClient(settings), {
+      ...options,
+      environment: options.environment ?? options.env,
+    })
+    return yield* Layer.launch(sidecar).pipe(
       Effect.provide(SidecarConfig.layerFrom(settings)),
       Effect.tapError(report),
       Effect.provide(Logging.layer(settings.logFormat, settings.logLevel)),

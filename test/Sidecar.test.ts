@@ -54,7 +54,9 @@ describe("Sidecar over mTLS", () => {
         yield* Effect.sleep("20 millis")
         attestation = JSON.parse((yield* Effect.promise(() => get(`${url}/api/attestation`, client()))).body)
       }
-      expect(attestation.details).toMatch(/^TEE attestation successful: the KBS released kbs:\/\/\/default\/attestation-status\/status/)
+      expect(attestation.details).toMatch(
+        /^TEE attestation successful: the KBS released kbs:\/\/\/default\/attestation-status\/status/,
+      )
       expect(attestation.meaning).toContain("not an appraisal of the TEE evidence")
       expect(attestation).toMatchObject({
         status: "verified",

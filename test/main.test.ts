@@ -134,7 +134,7 @@ describe("dist/main.js", () => {
     await closed
     const response = Buffer.concat(received).toString("utf8")
     expect(response).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
-    expect(response).toContain('"podName": "web-7d9f"')
+    expect(JSON.parse(response.slice(response.indexOf("\r\n\r\n") + 4)).podName).toBe("web-7d9f")
 
     const { code } = await running.exit
     expect(code).toBe(0)

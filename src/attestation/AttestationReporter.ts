@@ -182,31 +182,28 @@ export class AttestationReporter extends Context.Service<
             Effect.map((body): Outcome => ({ _tag: "Released", body })),
             Effect.catch((error) => Effect.succeed<Outcome>({ _tag: "Failed", error })),
           )
-          // Version and TEE are extras: a failing /info keeps what was known.
-          const info = yield* client.info.pipe(Effect.orElseSucceed(() => undefined))
           const at = yield* now
-          const previous = yield* Ref.get(state)
-          const updated = next(previous, outcome, at)
-          const withInfo =
-            info === undefined ? updated : { ...updated, guestComponents: guestComponents(info) }
-          const delay = nextDelay(withInfo, config.attestationInterval, config.cdh.retryBase)
+          const updated = next(yield* Ref.get(state), outcome, at)
+          const delay = nextDelay(updated, config.attestationInterval, config.cdh.retryBase)
           yield* Ref.set(state, {
-            ...withInfo,
+            ...updated,
             nextCheckAt: new Date(at.getTime() + Duration.toMillis(delay)).toISOString(),
           })
-          if (withInfo.changedAt === withInfo.checkedAt) {
-            yield* Effect.logInfo("attestation status").pipe(
+          if (updated.changedAt === updated.checkedAt) {
+            yield* (updated.status === "unavailable" ? Effect.logWarning : Effect.logInfo)(
+              "attestation status",
+            ).pipe(
               Effect.annotateLogs({
-                status: withInfo.status,
+                status: updated.status,
                 resource: resource.uri,
-                details: withInfo.details,
+                details: updated.details,
               }),
             )
-          } else if (withInfo.consecutiveFailures === 1) {
-            yield* Effect.logWarning("attestation status check failed").pipe(
-              Effect.annotateLogs({ resource: resource.uri, cause: withInfo.lastError ?? "" }),
-            )
           }
+          // Version and TEE are extras, asked after the status is recorded: a failing /info keeps what was known.
+          const info = yield* client.info.pipe(Effect.orElseSucceed(() => undefined))
+          if (info !== undefined)
+            yield* Ref.update(state, (current) => ({ ...current, guestComponents: guestComponents(info) }))
           return delay
         })
 

@@ -6,6 +6,7 @@
  */
 import { Config, Context, Data, Duration, Effect, Layer, Option, Result } from "effect"
 import * as ResourceUri from "../kbs/ResourceUri.ts"
+import { parseAllowlist } from "../runtime/Environment.ts"
 import * as Parse from "./parse.ts"
 
 export interface CdhSettings {
@@ -184,7 +185,7 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     Parse.positiveDuration,
     DEFAULTS.DASHBOARD_REFRESH_INTERVAL,
   )
-  const envAllowlist = optional("ENV_ALLOWLIST", Parse.nameList) ?? []
+  const envAllowlist = optional("ENV_ALLOWLIST", parseAllowlist) ?? []
   const logLevel = field("LOG_LEVEL", Parse.logLevel, DEFAULTS.LOG_LEVEL)
   const logFormat = field("LOG_FORMAT", Parse.oneOf(["json", "logfmt"] as const), DEFAULTS.LOG_FORMAT)
 

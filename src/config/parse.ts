@@ -73,15 +73,3 @@ export const pathPrefix = (raw: string): Result.Result<string, string> =>
     : Result.fail(
         "must be a path such as /.sidecar or /coco/sidecar (no trailing slash, no dots-only segments)",
       )
-
-/** Comma-separated environment variable names, each optionally ending in `*` (a prefix). */
-export const nameList = (raw: string): Result.Result<ReadonlyArray<string>, string> => {
-  const names = raw
-    .split(",")
-    .map((n) => n.trim())
-    .filter(Boolean)
-  const bad = names.find((n) => !/^[A-Za-z_][A-Za-z0-9_]*\*?$/.test(n))
-  return bad === undefined
-    ? Result.succeed(names)
-    : Result.fail(`${JSON.stringify(bad)} is not a variable name or NAME_* prefix`)
-}

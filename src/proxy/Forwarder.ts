@@ -13,9 +13,10 @@ import type * as Http from "node:http"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { createRequire } from "node:module"
 import type { Socket } from "node:net"
+import * as net from "node:net"
 import type { Duplex } from "node:stream"
 import type { TLSSocket } from "node:tls"
-import { Context, Duration, Effect, Layer, Option } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Ref } from "effect"
 import { createProxyServer } from "http-proxy-3"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
 import { errorBody, SECURITY_HEADERS } from "../server/responses.ts"
@@ -29,6 +30,8 @@ export class Forwarder extends Context.Service<
   {
     /** The application port. */
     readonly port: number
+    /** Whether the app accepted a TCP connection at the last background probe. */
+    readonly reachability: Effect.Effect<Reachability>
     readonly web: (request: IncomingMessage, response: ServerResponse) => void
     readonly ws: (request: IncomingMessage, socket: Duplex, head: Buffer) => void
   }
@@ -44,10 +47,32 @@ export class Forwarder extends Context.Service<
       )
       return yield* make(port, config.forward.connectTimeout, config.forward.responseTimeout, {
         accessLog: config.logLevel === "trace" || config.logLevel === "debug" || config.logLevel === "info",
+        probeInterval: config.dashboardRefresh,
       })
     }),
   )
 }
+
+export interface Reachability {
+  /** null before the first probe. */
+  readonly answering: boolean | null
+  readonly checkedAt: string | null
+  readonly error: string | null
+}
+
+/** One TCP connect to the app: cheap on loopback, and it never touches the app's HTTP handling. */
+const probe = (port: number, timeout: Duration.Duration) =>
+  Effect.callback<void, string>((resume) => {
+    const socket = net.connect({ port, host: "127.0.0.1" })
+    const done = (result: Effect.Effect<void, string>) => {
+      socket.destroy()
+      resume(result)
+    }
+    socket.setTimeout(Duration.toMillis(timeout), () => done(Effect.fail("ETIMEDOUT")))
+    socket.once("connect", () => done(Effect.void))
+    socket.once("error", (error: NodeJS.ErrnoException) => done(Effect.fail(error.code ?? error.message)))
+    return Effect.sync(() => socket.destroy())
+  })
 
 interface Peer {
   readonly commonName: string | undefined
@@ -84,7 +109,10 @@ export const make = Effect.fnUntraced(function* (
   port: number,
   connectTimeout: Duration.Duration,
   responseTimeout: Duration.Duration,
-  options: { readonly accessLog: boolean } = { accessLog: true },
+  options: { readonly accessLog: boolean; readonly probeInterval: Duration.Duration } = {
+    accessLog: true,
+    probeInterval: Duration.seconds(5),
+  },
 ) {
   const context = yield* Effect.context<never>()
   const runFork = Effect.runForkWith(context)
@@ -250,5 +278,16 @@ export const make = Effect.fnUntraced(function* (
     proxy.ws(request, socket, head)
   }
 
-  return Forwarder.of({ port, web, ws })
+  const reachability = yield* Ref.make<Reachability>({ answering: null, checkedAt: null, error: null })
+  const probeOnce = probe(port, connectTimeout).pipe(
+    Effect.match({ onSuccess: () => null, onFailure: (error) => error }),
+    Effect.flatMap((error) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Ref.set(reachability, { answering: error === null, checkedAt: new Date(now).toISOString(), error }),
+      ),
+    ),
+  )
+  yield* Effect.forkScoped(Effect.forever(Effect.andThen(probeOnce, Effect.sleep(options.probeInterval))))
+
+  return Forwarder.of({ port, reachability: Ref.get(reachability), web, ws })
 })

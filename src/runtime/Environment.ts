@@ -272,7 +272,8 @@ export const filterEnvironment = (
     .filter((name) => env[name] !== undefined)
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
   return names.map((name): EnvEntry => {
-    if (isSensitiveName(name) && !CONTRACT_URI_NAMES.has(name)) return { name, shown: false, reason: "sensitive" }
+    if (isSensitiveName(name) && !CONTRACT_URI_NAMES.has(name))
+      return { name, shown: false, reason: "sensitive" }
     if (!allow.some((re) => re.test(name))) return { name, shown: false, reason: "not-allowlisted" }
     const value = env[name] ?? ""
     if (isSensitiveValue(value)) return { name, shown: false, reason: "sensitive" }
@@ -280,9 +281,10 @@ export const filterEnvironment = (
   })
 }
 
-export class Environment extends Context.Service<Environment, { readonly entries: ReadonlyArray<EnvEntry> }>()(
-  "coco-secure-access/Environment",
-) {
+export class Environment extends Context.Service<
+  Environment,
+  { readonly entries: ReadonlyArray<EnvEntry> }
+>()("coco-secure-access/Environment") {
   /** Filters `env` once, when the layer is built. */
   static readonly layerFrom = (
     env: Readonly<Record<string, string | undefined>>,

@@ -26,7 +26,8 @@ export interface TeeFs {
   readonly readText: (path: string) => string | undefined
 }
 
-export const TEE_HINTS_NOTE = "Hints visible from inside the guest; they are not proof of a TEE: only remote attestation is."
+export const TEE_HINTS_NOTE =
+  "Hints visible from inside the guest; they are not proof of a TEE: only remote attestation is."
 
 const PATHS = {
   tdxGuest: "/dev/tdx_guest",
@@ -44,11 +45,11 @@ const DEVICES: ReadonlyArray<{ readonly path: string; readonly what: string }> =
 ]
 
 const FLAGS: ReadonlyArray<{ readonly flag: string; readonly what: string }> = [
-  { flag: "tdx_guest", what: "the CPU reports running as an Intel TDX guest" },
-  { flag: "sev", what: "the CPU reports AMD SEV memory encryption" },
-  { flag: "sev_es", what: "the CPU reports AMD SEV-ES (encrypted register state)" },
-  { flag: "sev_snp", what: "the CPU reports AMD SEV-SNP (secure nested paging)" },
-  { flag: "hypervisor", what: "the CPU reports running under a hypervisor (a virtual machine)" },
+  { flag: "tdx_guest", what: "running as an Intel TDX guest" },
+  { flag: "sev", what: "AMD SEV memory encryption" },
+  { flag: "sev_es", what: "AMD SEV-ES, encrypted register state" },
+  { flag: "sev_snp", what: "AMD SEV-SNP, secure nested paging" },
+  { flag: "hypervisor", what: "running under a hypervisor, i.e. in a virtual machine" },
 ]
 
 /** The flags of the first `flags` line of /proc/cpuinfo (x86), or undefined when there is none. */
@@ -56,7 +57,12 @@ const cpuFlags = (cpuinfo: string | undefined): ReadonlySet<string> | undefined 
   if (cpuinfo === undefined) return undefined
   const line = cpuinfo.split("\n").find((l) => /^flags\s*:/.test(l))
   if (line === undefined) return undefined
-  return new Set(line.slice(line.indexOf(":") + 1).trim().split(/\s+/))
+  return new Set(
+    line
+      .slice(line.indexOf(":") + 1)
+      .trim()
+      .split(/\s+/),
+  )
 }
 
 const safe =
@@ -76,7 +82,11 @@ export const detectTeeHints = (fs: TeeFs): TeeHints => {
   for (const { path, what } of DEVICES) {
     const found = safe(() => fs.exists(path), false)()
     if (found) present.add(path)
-    hints.push({ name: path, present: found, detail: `${what} (${path}) ${found ? "is present" : "was not found"}` })
+    hints.push({
+      name: path,
+      present: found,
+      detail: `${what} (${path}) ${found ? "is present" : "was not found"}`,
+    })
   }
 
   const flags = cpuFlags(safe(() => fs.readText(PATHS.cpuinfo), undefined)())
@@ -85,8 +95,8 @@ export const detectTeeHints = (fs: TeeFs): TeeHints => {
     if (found) present.add(flag)
     const detail =
       flags === undefined
-        ? `CPU flag '${flag}': unknown, no flags line could be read from ${PATHS.cpuinfo}`
-        : `CPU flag '${flag}' ${found ? "is set" : "is not set"}: if set, ${what}`
+        ? `CPU flag '${flag}' (${what}): unknown, no flags line could be read from ${PATHS.cpuinfo}`
+        : `CPU flag '${flag}' (${what}) ${found ? "is set" : "is not set"} in ${PATHS.cpuinfo}`
     hints.push({ name: `cpu flag ${flag}`, present: found, detail })
   }
 

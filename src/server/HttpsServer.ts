@@ -25,6 +25,7 @@ import * as NetAddress from "effect/net/NetAddress"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
 import { Forwarder } from "../proxy/Forwarder.ts"
 import { type Material, TlsMaterial } from "../tls/TlsMaterial.ts"
+import { SECURITY_HEADERS } from "./responses.ts"
 import * as SidecarPaths from "./SidecarPaths.ts"
 
 // As CommonJS: importing node:https as an ES module evaluates its lazy WebSocket
@@ -111,6 +112,8 @@ const listen = (server: Https.Server, port: number, host: string | undefined) =>
     })
   })
 
+const securityHeaders = Object.entries(SECURITY_HEADERS)
+
 const notFoundUpgrade = (socket: Duplex) =>
   socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
 
@@ -153,8 +156,12 @@ export const layer: Layer.Layer<HttpServer.HttpServer, ServeError, SidecarConfig
             const ownsRequest = (request: IncomingMessage) =>
               forward === undefined || paths.owns(request.url ?? "")
 
-            const onRequest = (request: IncomingMessage, response: ServerResponse) =>
-              ownsRequest(request) ? handler(request, response) : forward?.web(request, response)
+            const onRequest = (request: IncomingMessage, response: ServerResponse) => {
+              if (!ownsRequest(request)) return forward?.web(request, response)
+              // The sidecar's own responses, API included; a page may still set a stricter CSP of its own.
+              for (const [name, value] of securityHeaders) response.setHeader(name, value)
+              handler(request, response)
+            }
             // `Expect: 100-continue`: the sidecar says continue itself, for its paths and the app's.
             const onCheckContinue = (request: IncomingMessage, response: ServerResponse) => {
               response.writeContinue()

@@ -12,6 +12,7 @@ export interface SidecarPaths {
   readonly dashboard: Path
   readonly status: Path
   readonly attestation: Path
+  readonly openapi: Path
   /** Whether a raw request-target belongs to the sidecar. */
   readonly owns: (rawUrl: string) => boolean
 }
@@ -21,11 +22,13 @@ export const make = (prefix: string): SidecarPaths => {
   const dashboard = `${prefix}/dashboard` as Path
   const status = `${prefix}/api/status` as Path
   const attestation = `${prefix}/api/attestation` as Path
-  const owned = new Set<string>([dashboard, status, attestation])
+  const openapi = `${prefix}/api/openapi.json` as Path
+  const owned = new Set<string>([dashboard, status, attestation, openapi])
   return {
     dashboard,
     status,
     attestation,
+    openapi,
     owns: (rawUrl) => {
       const query = rawUrl.indexOf("?")
       return owned.has(query === -1 ? rawUrl : rawUrl.slice(0, query))

@@ -1,103 +1,216 @@
 /**
- * The dashboard: one server-rendered page, no script, no external asset.
- * Its only inline style is allowed by hash in the Content-Security-Policy.
+ * The dashboard: one server-rendered page whose live parts a small inline
+ * script refreshes from the JSON API. No framework, no build step, nothing
+ * loaded from outside the pod; the inline style and script are allowed by
+ * their hashes in the Content-Security-Policy. The script writes text only
+ * (`textContent`), never HTML.
  */
 import { createHash } from "node:crypto"
-import type { AttestationState } from "../attestation/AttestationReporter.ts"
-import type { CertificateInfo } from "../tls/validate.ts"
+import type { AttestationResponse, StatusResponse } from "./api/SidecarApi.ts"
 import type { ClientIdentity } from "./ClientIdentity.ts"
 import { Html, html } from "./html.ts"
+import type { SidecarPaths } from "./SidecarPaths.ts"
 
 export interface DashboardView {
   readonly client: ClientIdentity | undefined
-  readonly podName: string
-  readonly namespace: string
-  readonly attestation: AttestationState
-  readonly server: CertificateInfo
-  readonly serverDaysLeft: number
-  readonly forwardPort: number | null
-  readonly paths: { readonly status: string; readonly attestation: string }
-  readonly version: string
-  readonly startedAt: Date
+  readonly status: typeof StatusResponse.Type
+  readonly attestation: typeof AttestationResponse.Type
+  readonly paths: Pick<SidecarPaths, "status" | "attestation" | "openapi">
+  readonly refreshMs: number
 }
 
 const STYLE = `
-:root{color-scheme:light dark;--bg:#f6f7f9;--fg:#1b1f24;--card:#fff;--muted:#5b6470;--line:#d8dde3;
---ok:#1a7f37;--bad:#cf222e;--warn:#9a6700}
-@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--card:#161b22;--muted:#8d96a0;--line:#30363d;
---ok:#3fb950;--bad:#f85149;--warn:#d29922}}
+:root{color-scheme:light dark;--bg:#f6f7f9;--fg:#1b1f24;--card:#fff;--muted:#57606a;--line:#d0d7de;
+--ok:#1a7f37;--bad:#cf222e;--warn:#9a6700;--accent:#0969da}
+@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--card:#161b22;--muted:#9198a1;--line:#30363d;
+--ok:#3fb950;--bad:#f85149;--warn:#d29922;--accent:#4493f8}}
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--bg);color:var(--fg)}
-main{max-width:860px;margin:0 auto;padding:24px 16px}
-h1{font-size:1.4rem;margin:0 0 4px}
-.sub{color:var(--muted);margin:0 0 20px}
-.grid{display:grid;gap:16px;grid-template-columns:repeat(auto-fit,minmax(250px,1fr))}
-section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px}
-h2{font-size:.8rem;text-transform:uppercase;letter-spacing:.06em;color:var(--muted);margin:0 0 8px}
-dl{margin:0;display:grid;grid-template-columns:auto 1fr;gap:4px 12px}
-dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
-.badge{display:inline-block;padding:2px 10px;border-radius:999px;font-weight:600;border:1px solid currentColor}
-.verified{color:var(--ok)}.failed{color:var(--bad)}.unavailable{color:var(--warn)}
-.warn{color:var(--warn)}.bad{color:var(--bad)}
-a{color:inherit}
-footer{margin-top:20px;color:var(--muted);font-size:.85rem}
-code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
+main{max-width:1040px;margin:0 auto;padding:20px 16px 32px}
+header{display:flex;align-items:center;gap:12px;margin-bottom:16px;flex-wrap:wrap}
+header svg{flex:none}
+h1{font-size:1.35rem;margin:0;line-height:1.2}
+.sub{color:var(--muted);margin:2px 0 0}
+.grid{display:grid;gap:14px;grid-template-columns:repeat(auto-fit,minmax(300px,1fr))}
+section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px;min-width:0}
+section.wide{grid-column:1/-1}
+h2{font-size:.78rem;text-transform:uppercase;letter-spacing:.07em;color:var(--muted);margin:0 0 10px}
+dl{margin:0}
+dl>div{display:grid;grid-template-columns:7.5em minmax(0,1fr);gap:12px;padding:2px 0}
+dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere;min-width:0}
+.badge{display:inline-block;padding:2px 12px;border-radius:999px;font-weight:650;border:1.5px solid currentColor}
+.verified,.ok{color:var(--ok)}.failed,.bad{color:var(--bad)}.unavailable,.warn{color:var(--warn)}
+.note{color:var(--muted);font-size:.88rem;margin:8px 0 0}
+ol,ul{margin:0;padding-left:1.2em}
+li{margin:2px 0;overflow-wrap:anywhere}
+table{width:100%;border-collapse:collapse;font-size:.9rem}
+th,td{text-align:left;padding:4px 8px;border-top:1px solid var(--line);vertical-align:top;overflow-wrap:anywhere}
+th{color:var(--muted);font-weight:600;border-top:none}
+.table{overflow-x:auto}
+code,td.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.88em}
+a{color:var(--accent)}
+footer{margin-top:16px;color:var(--muted);font-size:.85rem;display:flex;gap:12px;flex-wrap:wrap}
+[hidden]{display:none!important}
+@media (max-width:520px){dl>div{grid-template-columns:1fr;gap:0;padding:4px 0}}
 `
 
-/** For the CSP header: `style-src 'sha256-…'`. */
-export const STYLE_HASH = `'sha256-${createHash("sha256").update(STYLE).digest("base64")}'`
+// Static, so its hash is fixed; its inputs come from data-* attributes and the API.
+const SCRIPT = `
+(() => {
+  const body = document.body
+  const every = Number(body.dataset.refreshMs) || 5000
+  const $ = (id) => document.getElementById(id)
+  const text = (id, value) => { const el = $(id); if (el) el.textContent = value == null ? "" : String(value) }
+  const cls = (id, name) => { const el = $(id); if (el) el.className = name }
+  const dayClass = (d) => (d < 7 ? "bad" : d < 30 ? "warn" : "")
+  const when = (iso) => (iso ? iso.slice(0, 16).replace("T", " ") + " UTC" : "")
+  const list = (id, items, render) => {
+    const el = $(id)
+    if (!el) return
+    el.replaceChildren(...items.map((item) => { const li = document.createElement("li"); li.textContent = render(item); return li }))
+  }
+  const attestation = (a) => {
+    text("attestation-status", a.status)
+    cls("attestation-status", "badge " + a.status)
+    text("attestation-details", a.details)
+    text("attestation-checked", when(a.checkedAt) || "not yet")
+    text("attestation-changed", when(a.changedAt) || "never")
+    text("attestation-next", when(a.nextCheckAt))
+    text("attestation-error", a.lastError || "")
+    const err = $("attestation-error-row"); if (err) err.hidden = !a.lastError
+    text("attestation-tee", a.guestComponents ? a.guestComponents.teeNote : "The CDH's /info did not answer.")
+    list("attestation-history", a.history, (t) => when(t.at) + " \\u2014 " + t.status)
+  }
+  const status = (s) => {
+    text("uptime", s.uptimeSeconds + " s")
+    text("cert-days", s.serverCertificate.daysUntilExpiry + " days")
+    cls("cert-days", dayClass(s.serverCertificate.daysUntilExpiry))
+    const app = s.forwarding.appAnswering
+    text("app-status", app === null ? (s.forwarding.enabled ? "not checked yet" : "forwarding off") : app ? "answering" : "not answering" + (s.forwarding.appError ? " (" + s.forwarding.appError + ")" : ""))
+    cls("app-status", app === null ? "" : app ? "ok" : "bad")
+  }
+  const get = (path) => fetch(path, { cache: "no-store", headers: { accept: "application/json" } }).then((r) => {
+    if (!r.ok) throw new Error("HTTP " + r.status)
+    return r.json()
+  })
+  const refresh = () =>
+    Promise.all([get(body.dataset.attestationPath), get(body.dataset.statusPath)])
+      .then(([a, s]) => { attestation(a); status(s); text("refreshed", "updated " + new Date().toLocaleTimeString()); cls("refreshed", "") })
+      .catch((e) => { text("refreshed", "refresh failed: " + e.message); cls("refreshed", "bad") })
+      .finally(() => setTimeout(refresh, every))
+  setTimeout(refresh, every)
+})()
+`
+
+const hash = (content: string) => `'sha256-${createHash("sha256").update(content).digest("base64")}'`
+
+export const STYLE_HASH = hash(STYLE)
+export const SCRIPT_HASH = hash(SCRIPT)
+
+/** The page's policy: its own style and script by hash, API calls to itself, nothing else. */
+export const CSP = [
+  "default-src 'none'",
+  `style-src ${STYLE_HASH}`,
+  `script-src ${SCRIPT_HASH}`,
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ")
+
+const LOGO = new Html(
+  `<svg width="36" height="36" viewBox="0 0 24 24" aria-hidden="true"><path fill="none" stroke="currentColor" stroke-width="1.6" stroke-linejoin="round" d="M12 2.5 4 5.5v6c0 4.7 3.3 8.6 8 10 4.7-1.4 8-5.3 8-10v-6z"/><rect x="8.5" y="11" width="7" height="5.5" rx="1" fill="currentColor"/><path fill="none" stroke="currentColor" stroke-width="1.6" d="M10 11V9.2a2 2 0 0 1 4 0V11"/></svg>`,
+)
+
+/** The logo as the favicon, inline: no request for /favicon.ico, which belongs to the app when forwarding. */
+const FAVICON = `data:image/svg+xml,${encodeURIComponent(LOGO.value.replace('width="36" height="36" ', 'xmlns="http://www.w3.org/2000/svg" ').replaceAll("currentColor", "#0969da"))}`
+
+/** `2027-11-28 23:28 UTC`: readable, and the same in the script below. */
+const when = (iso: string | null | undefined) => (iso ? `${iso.slice(0, 16).replace("T", " ")} UTC` : "")
+
+const dayClass = (days: number) => (days < 7 ? "bad" : days < 30 ? "warn" : "")
 
 export const render = (view: DashboardView): string => {
-  const days = view.serverDaysLeft
-  const expiryClass = days < 7 ? "bad" : days < 30 ? "warn" : ""
-  const a = view.attestation
+  const { status: s, attestation: a, client } = view
+  const cert = s.serverCertificate
+  const clientDays = client ? Math.floor((Date.parse(client.validTo) - Date.now()) / 86_400_000) : undefined
+  const app = s.forwarding
   return `<!doctype html>${html`<html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>CoCo secure access · ${view.podName}</title>
+<meta name="color-scheme" content="light dark">
+<link rel="icon" href="${FAVICON}">
+<title>${s.podName} · CoCo secure access</title>
 <style>${new Html(STYLE)}</style>
 </head>
-<body>
+<body data-refresh-ms="${view.refreshMs}" data-status-path="${view.paths.status}" data-attestation-path="${view.paths.attestation}">
 <main>
-<h1>CoCo secure access</h1>
-<p class="sub">Pod <strong>${view.podName}</strong> in namespace <strong>${view.namespace}</strong></p>
+<header>${LOGO}<div><h1>CoCo secure access</h1>
+<p class="sub">Pod <strong id="pod-name">${s.podName}</strong> in namespace <strong id="namespace">${s.namespace}</strong></p></div></header>
 <div class="grid">
-<section aria-labelledby="h-you">
-<h2 id="h-you">You</h2>
-<dl>
-<dt>Client</dt><dd id="client-cn">${view.client?.commonName ?? "(no common name)"}</dd>
-<dt>Subject</dt><dd>${view.client?.subject ?? ""}</dd>
-<dt>Valid until</dt><dd>${view.client?.validTo ?? ""}</dd>
-</dl>
-</section>
 <section aria-labelledby="h-att">
 <h2 id="h-att">Attestation</h2>
 <p><span id="attestation-status" class="badge ${a.status}">${a.status}</span></p>
 <dl>
-<dt>Details</dt><dd>${a.details}</dd>
-<dt>Checked</dt><dd>${a.checkedAt ?? "not yet"}</dd>
-<dt>Resource</dt><dd><code>${a.resource}</code></dd>
+<div><dt>Details</dt><dd id="attestation-details">${a.details}</dd></div>
+<div><dt>Last check</dt><dd id="attestation-checked">${when(a.checkedAt) || "not yet"}</dd></div>
+<div><dt>Last change</dt><dd id="attestation-changed">${when(a.changedAt) || "never"}</dd></div>
+<div><dt>Next check</dt><dd id="attestation-next">${when(a.nextCheckAt)}</dd></div>
+<div id="attestation-error-row"${a.lastError ? "" : new Html(" hidden")}><dt>Last error</dt><dd id="attestation-error" class="bad">${a.lastError ?? ""}</dd></div>
+<div><dt>TEE</dt><dd id="attestation-tee">${a.guestComponents?.teeNote ?? "The CDH's /info did not answer."}</dd></div>
+<div><dt>History</dt><dd><ol id="attestation-history">${a.history.map((t) => html`<li>${when(t.at)} — ${t.status}</li>`)}</ol></dd></div>
+</dl>
+<p class="note">${a.meaning}</p>
+</section>
+<section aria-labelledby="h-you">
+<h2 id="h-you">You</h2>
+<dl>
+<div><dt>Client</dt><dd id="client-cn">${client?.commonName ?? "(no common name)"}</dd></div>
+<div><dt>Subject</dt><dd>${client?.subject ?? ""}</dd></div>
+<div><dt>Issuer</dt><dd>${client?.issuer ?? ""}</dd></div>
+<div><dt>Valid until</dt><dd class="${clientDays === undefined ? "" : dayClass(clientDays)}">${when(client?.validTo)}${clientDays === undefined ? "" : ` (${clientDays} days)`}</dd></div>
 </dl>
 </section>
 <section aria-labelledby="h-tls">
 <h2 id="h-tls">Server certificate</h2>
 <dl>
-<dt>Subject</dt><dd>${view.server.subject}</dd>
-<dt>Names</dt><dd>${view.server.subjectAltName ?? "(none)"}</dd>
-<dt>Expires</dt><dd class="${expiryClass}">${view.server.validTo.toISOString()} (${days} days)</dd>
+<div><dt>Subject</dt><dd>${cert.subject}</dd></div>
+<div><dt>Names</dt><dd>${cert.subjectAltName ?? "(none)"}</dd></div>
+<div><dt>Serial</dt><dd><code>${cert.serialNumber}</code></dd></div>
+<div><dt>Valid</dt><dd>${when(cert.notBefore)} → ${when(cert.notAfter)}</dd></div>
+<div><dt>Expires in</dt><dd id="cert-days" class="${dayClass(cert.daysUntilExpiry)}">${cert.daysUntilExpiry} days</dd></div>
+<div><dt>Client CA</dt><dd>${s.clientCas.map((ca) => ca.subject).join("; ")}</dd></div>
+<div><dt>From the KBS</dt><dd>${when(s.certificatesFetchedAt)}</dd></div>
 </dl>
 </section>
-<section aria-labelledby="h-fwd">
-<h2 id="h-fwd">Application</h2>
+<section aria-labelledby="h-app">
+<h2 id="h-app">Application</h2>
 <dl>
-<dt>Forwarding</dt><dd>${view.forwardPort === null ? "off" : html`<a href="/">127.0.0.1:${view.forwardPort}</a>`}</dd>
-<dt>APIs</dt><dd><a href="${view.paths.status}">${view.paths.status}</a> · <a href="${view.paths.attestation}">${view.paths.attestation}</a></dd>
+<div><dt>Forwarding</dt><dd>${app.target === null ? "off" : html`<a href="/">${app.target}</a>`}</dd></div>
+<div><dt>App</dt><dd id="app-status" class="${app.appAnswering === null ? "" : app.appAnswering ? "ok" : "bad"}">${app.appAnswering === null ? (app.enabled ? "not checked yet" : "forwarding off") : app.appAnswering ? "answering" : `not answering${app.appError ? ` (${app.appError})` : ""}`}</dd></div>
+<div><dt>Sidecar paths</dt><dd>${app.pathPrefix === "" ? "at the root" : html`under <code>${app.pathPrefix}</code>`}</dd></div>
+<div><dt>APIs</dt><dd><a href="${view.paths.status}">status</a> · <a href="${view.paths.attestation}">attestation</a> · <a href="${view.paths.openapi}">OpenAPI</a></dd></div>
 </dl>
+</section>
+<section aria-labelledby="h-tee">
+<h2 id="h-tee">TEE hints</h2>
+<p>Most likely: <strong id="tee-likely">${s.tee.likely}</strong></p>
+<ul>${s.tee.hints.map((h) => html`<li><span class="${h.present ? "ok" : ""}">${h.present ? "✓" : "·"}</span> ${h.name}: ${h.detail}</li>`)}</ul>
+<p class="note">${s.tee.note}</p>
+</section>
+<section class="wide" aria-labelledby="h-env">
+<h2 id="h-env">Environment of the sidecar container</h2>
+<div class="table"><table id="env-table"><thead><tr><th scope="col">Name</th><th scope="col">Value</th></tr></thead><tbody>
+${s.environment.map((e) => html`<tr><td class="mono">${e.name}</td><td class="mono">${e.shown ? (e.value ?? "") : html`<span class="warn">&lt;redacted&gt;</span> <span class="note">${e.reason === "sensitive" ? "looks sensitive" : "not on the allow-list"}</span>`}</td></tr>`)}
+</tbody></table></div>
+<p class="note">Names are always listed; values only for known-safe variables (ENV_ALLOWLIST adds more). Anything that looks like a secret is never shown.</p>
 </section>
 </div>
-<footer>coco-secure-access ${view.version} · up since ${view.startedAt.toISOString()}</footer>
+<footer><span>coco-secure-access ${s.version}</span><span>Node.js ${s.nodeVersion}</span><span>up <span id="uptime">${s.uptimeSeconds} s</span></span><span id="refreshed">live refresh every ${Math.round(view.refreshMs / 100) / 10} s</span></footer>
 </main>
+<script>${new Html(SCRIPT)}</script>
 </body>
 </html>`}`
 }

@@ -1,22 +1,16 @@
 /**
- * Responses the sidecar itself produces (never the application's): JSON,
- * HTML and errors, all with the same security headers.
+ * Responses the sidecar itself produces (never the application's): pages
+ * and errors, with the security headers that the dispatcher also puts on the
+ * API's responses.
  */
 import { HttpServerResponse } from "effect/http"
 import type { HttpServerRequest } from "effect/http/HttpServerRequest"
-import { STYLE_HASH } from "./dashboard.ts"
 import { html } from "./html.ts"
 
+/** On every response the sidecar itself produces (never on the application's). */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  "content-security-policy": [
-    "default-src 'none'",
-    `style-src ${STYLE_HASH}`,
-    "img-src 'self' data:",
-    "connect-src 'self'",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-  ].join("; "),
+  "content-security-policy":
+    "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   "x-content-type-options": "nosniff",
   "x-frame-options": "DENY",
   "referrer-policy": "no-referrer",
@@ -24,19 +18,12 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "strict-transport-security": "max-age=31536000",
 }
 
-/** Pretty-printed like upstream's, so `curl` output stays readable. */
-export const json = (body: unknown, status = 200): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.text(`${JSON.stringify(body, null, 2)}\n`, {
-    status,
-    contentType: "application/json; charset=utf-8",
-    headers: SECURITY_HEADERS,
-  })
-
-export const page = (body: string, status = 200): HttpServerResponse.HttpServerResponse =>
+/** An HTML page with its own Content-Security-Policy (the page's hashes). */
+export const page = (body: string, csp: string, status = 200): HttpServerResponse.HttpServerResponse =>
   HttpServerResponse.text(body, {
     status,
     contentType: "text/html; charset=utf-8",
-    headers: SECURITY_HEADERS,
+    headers: { ...SECURITY_HEADERS, "content-security-policy": csp },
   })
 
 const wantsHtml = (accept: string | undefined): boolean => {

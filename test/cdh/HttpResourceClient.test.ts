@@ -51,6 +51,7 @@ const fetchCounting = (url: string, policy: RetryPolicy) =>
     let attempts = 0
     const counting = ResourceClient.of({
       source: live.source,
+      info: live.info,
       get: (resource) =>
         Effect.suspend(() => {
           attempts++

@@ -67,6 +67,7 @@ const setup = (initial: Readonly<Record<string, string | Uint8Array>>) =>
     const times: Array<number> = []
     const client = ResourceClient.of({
       source: inner.source,
+      info: inner.info,
       get: (resource) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           times.push(now)

@@ -1,67 +1,124 @@
 import { createHash } from "node:crypto"
 import { describe, expect, it } from "vitest"
 import { initialState } from "../../src/attestation/AttestationReporter.ts"
-import { render, STYLE_HASH } from "../../src/server/dashboard.ts"
+import type { AttestationResponse, StatusResponse } from "../../src/server/api/SidecarApi.ts"
+import { CSP, type DashboardView, render, SCRIPT_HASH, STYLE_HASH } from "../../src/server/dashboard.ts"
 import { escapeHtml, html } from "../../src/server/html.ts"
-import { SECURITY_HEADERS } from "../../src/server/responses.ts"
+import * as SidecarPaths from "../../src/server/SidecarPaths.ts"
 
 const hostile = `<script>alert("x")</script>&'"`
 
-const view = {
+const certificate = (days: number) => ({
+  subject: `CN=${hostile}`,
+  issuer: "CN=CA",
+  serialNumber: "02",
+  fingerprint256: "BB",
+  subjectAltName: `DNS:${hostile}`,
+  notBefore: "2026-01-01T00:00:00.000Z",
+  notAfter: "2027-01-01T00:00:00.000Z",
+  daysUntilExpiry: days,
+})
+
+const status = (days = 12): typeof StatusResponse.Type => ({
+  podName: hostile,
+  namespace: hostile,
+  attested: false,
+  attestationStatus: "unavailable",
+  version: "0.1.0",
+  nodeVersion: "v24.0.0",
+  startedAt: "2026-11-28T00:00:00.000Z",
+  uptimeSeconds: 5,
+  forwardPort: 8888,
+  forwarding: {
+    enabled: true,
+    target: "http://127.0.0.1:8888",
+    pathPrefix: "",
+    appAnswering: false,
+    appCheckedAt: "2026-11-28T00:00:01.000Z",
+    appError: "ECONNREFUSED",
+  },
+  serverCertificate: certificate(days),
+  clientCas: [certificate(700)],
+  certificatesFetchedAt: "2026-11-28T00:00:00.000Z",
+  tee: {
+    likely: "none-detected",
+    hints: [{ name: "/dev/tdx_guest", present: false, detail: hostile }],
+    note: "n",
+  },
+  environment: [
+    { name: "POD_NAME", shown: true, value: hostile },
+    { name: "DB_PASSWORD", shown: false, reason: "sensitive" },
+  ],
+})
+
+const attestation: typeof AttestationResponse.Type = {
+  ...initialState("kbs:///default/attestation-status/status"),
+  details: hostile,
+  lastError: hostile,
+  history: [{ status: "unavailable", at: "2026-11-28T00:00:00.000Z", details: hostile }],
+  certificatesFromKBS: true,
+  certificatesFetchedAt: "2026-11-28T00:00:00.000Z",
+}
+
+const view = (days?: number): DashboardView => ({
   client: {
     commonName: hostile,
     subject: `CN=${hostile}`,
     issuer: "CN=CA",
     serialNumber: "01",
     fingerprint256: "AA",
-    validTo: "2027-01-01T00:00:00.000Z",
+    validTo: "2099-01-01T00:00:00.000Z",
   },
-  podName: hostile,
-  namespace: hostile,
-  attestation: { ...initialState("kbs:///default/attestation-status/status"), details: hostile },
-  server: {
-    subject: "CN=web",
-    issuer: "CN=CA",
-    serialNumber: "02",
-    fingerprint256: "BB",
-    subjectAltName: `DNS:${hostile}`,
-    validFrom: new Date("2026-01-01T00:00:00Z"),
-    validTo: new Date("2027-01-01T00:00:00Z"),
-  },
-  serverDaysLeft: 12,
-  forwardPort: null,
-  paths: { status: "/api/status", attestation: "/api/attestation" },
-  version: "0.1.0",
-  startedAt: new Date("2026-11-28T00:00:00Z"),
-}
+  status: status(days),
+  attestation,
+  paths: SidecarPaths.make(""),
+  refreshMs: 5000,
+})
 
 describe("dashboard", () => {
   it("escapes every interpolated value", () => {
-    const page = render(view)
-    expect(page).not.toContain("<script>")
+    const page = render(view())
+    expect(page).not.toContain(hostile)
     expect(page).toContain("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;&quot;")
-    // The only tags are the page's own: no injected element survived.
-    expect(page.match(/<script/gi)).toBeNull()
+    // The only script element is the page's own.
+    expect(page.match(/<script/gi)).toHaveLength(1)
+  })
+
+  it("never shows a hidden environment value, and says why it is hidden", () => {
+    const page = render(view())
+    expect(page).toContain("DB_PASSWORD")
+    expect(page).toContain("looks sensitive")
   })
 
   it("marks a certificate close to expiry", () => {
-    expect(render(view)).toContain('<dd class="warn">2027-01-01T00:00:00.000Z (12 days)</dd>')
-    expect(render({ ...view, serverDaysLeft: 3 })).toContain('class="bad"')
-    expect(render({ ...view, serverDaysLeft: 200 })).toContain('<dd class="">')
+    expect(render(view(12))).toContain('id="cert-days" class="warn">12 days')
+    expect(render(view(3))).toContain('id="cert-days" class="bad">3 days')
+    expect(render(view(200))).toContain('id="cert-days" class="">200 days')
   })
 
-  it("has exactly one inline style, allowed by its hash in the CSP, and nothing external", () => {
-    const page = render(view)
+  it("allows exactly its one inline style and one inline script by hash, and loads nothing external", () => {
+    const page = render(view())
+    const sha = (s: string) => `'sha256-${createHash("sha256").update(s).digest("base64")}'`
     const styles = [...page.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((m) => m[1] ?? "")
-    expect(styles).toHaveLength(1)
-    const hash = `'sha256-${createHash("sha256")
-      .update(styles[0] ?? "")
-      .digest("base64")}'`
-    expect(hash).toBe(STYLE_HASH)
-    expect(SECURITY_HEADERS["content-security-policy"]).toContain(`style-src ${hash}`)
-    expect(SECURITY_HEADERS["content-security-policy"]).toContain("default-src 'none'")
+    const scripts = [...page.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1] ?? "")
+    expect(styles.map(sha)).toEqual([STYLE_HASH])
+    expect(scripts.map(sha)).toEqual([SCRIPT_HASH])
+    expect(CSP).toContain(`style-src ${STYLE_HASH}`)
+    expect(CSP).toContain(`script-src ${SCRIPT_HASH}`)
+    expect(CSP).toContain("default-src 'none'")
+    expect(CSP).toContain("frame-ancestors 'none'")
     expect(page).not.toMatch(/(?:src|href)\s*=\s*["']?(?:https?:)?\/\//i)
-    expect(page).not.toMatch(/<(?:script|link|img|iframe)\b/i)
+    expect(page).not.toMatch(/<(?:img|iframe)\b/i)
+    // The one link is the favicon, inline.
+    expect([...page.matchAll(/<link\b[^>]*>/g)].map((m) => m[0])).toEqual([
+      expect.stringMatching(/^<link rel="icon" href="data:image\/svg\+xml,/),
+    ])
+    // The script writes text, never markup.
+    expect(scripts[0]).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/)
+  })
+
+  it("shows the app as not answering with the reason", () => {
+    expect(render(view())).toContain('id="app-status" class="bad">not answering (ECONNREFUSED)')
   })
 })
 

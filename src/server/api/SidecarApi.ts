@@ -1,0 +1,124 @@
+/**
+ * The sidecar's JSON API as an Effect HttpApi: every response has a Schema,
+ * responses are encoded from it, and the OpenAPI document is derived from it.
+ * The paths depend on SIDECAR_PATH_PREFIX, hence a function.
+ */
+import { Schema } from "effect"
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
+
+const Timestamp = Schema.String.annotate({ description: "RFC 3339 date-time" })
+const NullableTimestamp = Schema.NullOr(Timestamp)
+
+export const AttestationStatus = Schema.Literals(["verified", "failed", "unavailable"])
+
+export const Transition = Schema.Struct({
+  status: AttestationStatus,
+  at: Timestamp,
+  details: Schema.String,
+})
+
+export const GuestComponents = Schema.Struct({
+  version: Schema.String.annotate({ description: "guest-components version from the CDH's /info" }),
+  features: Schema.String.annotate({ description: "api-server-rest features: resource, attestation or all" }),
+  tee: Schema.NullOr(Schema.String).annotate({
+    description: "TEE named by the attestation agent; `sample` = none",
+  }),
+  teeNote: Schema.String,
+})
+
+export const AttestationResponse = Schema.Struct({
+  status: AttestationStatus.annotate({ description: "upstream field" }),
+  timestamp: Schema.String.annotate({
+    description: 'upstream field: when a 200 was last received for the check, or "unavailable"',
+  }),
+  details: Schema.String.annotate({ description: "upstream field, in plain words" }),
+  source: Schema.Literal("kbs-resource"),
+  resource: Schema.String,
+  meaning: Schema.String.annotate({ description: "what verified does and does not prove" }),
+  checkedAt: NullableTimestamp,
+  changedAt: NullableTimestamp,
+  nextCheckAt: NullableTimestamp,
+  httpStatus: Schema.NullOr(Schema.Int),
+  lastError: Schema.NullOr(Schema.String),
+  consecutiveFailures: Schema.Int,
+  history: Schema.Array(Transition).annotate({ description: "status changes, newest first" }),
+  guestComponents: Schema.NullOr(GuestComponents),
+  certificatesFromKBS: Schema.Boolean.annotate({
+    description: "the sidecar serves TLS only because the CDH released its key to this pod",
+  }),
+  certificatesFetchedAt: Timestamp,
+})
+
+export const Certificate = Schema.Struct({
+  subject: Schema.String,
+  issuer: Schema.String,
+  serialNumber: Schema.String,
+  fingerprint256: Schema.String,
+  subjectAltName: Schema.NullOr(Schema.String),
+  notBefore: Timestamp,
+  notAfter: Timestamp,
+  daysUntilExpiry: Schema.Int,
+})
+
+export const EnvironmentEntry = Schema.Struct({
+  name: Schema.String,
+  shown: Schema.Boolean,
+  value: Schema.optionalKey(Schema.String),
+  reason: Schema.optionalKey(Schema.Literals(["sensitive", "not-allowlisted"])),
+})
+
+export const TeeHint = Schema.Struct({ name: Schema.String, present: Schema.Boolean, detail: Schema.String })
+
+export const StatusResponse = Schema.Struct({
+  podName: Schema.String.annotate({ description: "upstream field" }),
+  namespace: Schema.String.annotate({ description: "upstream field" }),
+  attested: Schema.Boolean.annotate({ description: "upstream field: attestation status is verified" }),
+  attestationStatus: AttestationStatus,
+  version: Schema.String,
+  nodeVersion: Schema.String,
+  startedAt: Timestamp,
+  uptimeSeconds: Schema.Int,
+  forwardPort: Schema.NullOr(Schema.Int),
+  forwarding: Schema.Struct({
+    enabled: Schema.Boolean,
+    target: Schema.NullOr(Schema.String),
+    pathPrefix: Schema.String,
+    appAnswering: Schema.NullOr(Schema.Boolean),
+    appCheckedAt: NullableTimestamp,
+    appError: Schema.NullOr(Schema.String),
+  }),
+  serverCertificate: Certificate,
+  clientCas: Schema.Array(Certificate),
+  certificatesFetchedAt: Timestamp,
+  tee: Schema.Struct({
+    likely: Schema.Literals(["tdx", "sev-snp", "sev", "none-detected"]),
+    hints: Schema.Array(TeeHint),
+    note: Schema.String,
+  }),
+  environment: Schema.Array(EnvironmentEntry).annotate({
+    description: "the sidecar container's environment: every name, values only where safe",
+  }),
+})
+
+export const OPENAPI_SUFFIX = "/api/openapi.json"
+
+type Path = `/${string}`
+
+export const make = (prefix: string) =>
+  HttpApi.make("coco-secure-access")
+    .add(
+      HttpApiGroup.make("sidecar", { topLevel: true }).add(
+        HttpApiEndpoint.get("status", `${prefix}/api/status` as Path, { success: StatusResponse }),
+        HttpApiEndpoint.get("attestation", `${prefix}/api/attestation` as Path, {
+          success: AttestationResponse,
+        }),
+      ),
+    )
+    .annotateMerge(
+      OpenApi.annotations({
+        title: "coco-secure-access",
+        description: "Status and attestation API of the CoCo secure-access sidecar (mTLS only).",
+      }),
+    )
+
+export type SidecarApi = ReturnType<typeof make>
