@@ -25,7 +25,9 @@ deps: node_modules/.installed
 build: deps
 	node scripts/build.ts
 
+# The browser test needs Debian's Chromium: installed when missing and possible, else that test is skipped.
 test: deps
+	@scripts/ensure-chromium.sh
 	vitest run $(VITEST_ARGS)
 
 # DEMO_APP=1 also starts a demo application and forwards to it.

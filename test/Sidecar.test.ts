@@ -9,8 +9,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import { assert, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import * as MockCdh from "../src/cdh/mock/MockCdhServer.ts"
+import { AttestationResponse, StatusResponse } from "../src/server/api/SidecarApi.ts"
 import { type Fixtures, makeFixtures, resourcesFor, URIS } from "./support/fixtures.ts"
 import { get, refusal } from "./support/https.ts"
 import { capture } from "./support/logs.ts"
@@ -83,6 +84,59 @@ describe("Sidecar over mTLS", () => {
         expect(page.headers["x-content-type-options"]).toBe("nosniff")
         // Nothing loaded from outside the pod: no absolute URL in src/href at all.
         expect(page.body).not.toMatch(/(?:src|href)\s*=\s*["']?(?:https?:)?\/\//i)
+      }
+    }),
+  )
+
+  it.live("serves JSON that decodes with the API's schemas, and the OpenAPI document describing it", () =>
+    Effect.gen(function* () {
+      const { url } = yield* running()
+      const status = yield* Effect.promise(() => get(`${url}/api/status`, client()))
+      const decoded = Schema.decodeUnknownSync(StatusResponse)(JSON.parse(status.body))
+      expect(decoded.serverCertificate.subject).toContain("CN=localhost")
+      expect(decoded.clientCas[0]?.subject).toContain("CN=CoCo Sidecar Dev CA")
+      expect(status.headers["x-content-type-options"]).toBe("nosniff")
+      expect(status.headers["cache-control"]).toBe("no-store")
+      expect(status.headers["content-security-policy"]).toContain("default-src 'none'")
+      const attestation = yield* Effect.promise(() => get(`${url}/api/attestation`, client()))
+      expect(() => Schema.decodeUnknownSync(AttestationResponse)(JSON.parse(attestation.body))).not.toThrow()
+
+      const openapi = yield* Effect.promise(() => get(`${url}/api/openapi.json`, client()))
+      expect(openapi.status).toBe(200)
+      const document = JSON.parse(openapi.body)
+      expect(document.openapi).toMatch(/^3\./)
+      expect(Object.keys(document.paths).sort()).toEqual(["/api/attestation", "/api/status"])
+      expect(JSON.stringify(document.paths["/api/status"])).toContain("podName")
+    }),
+  )
+
+  it.live("never shows a sensitive environment value in the status", () =>
+    Effect.gen(function* () {
+      const cdh = yield* MockCdh.scoped({ resources: resourcesFor(pki) })
+      const settings = settingsFor({ CDH_URL: cdh.url, ENV_ALLOWLIST: "APP_MODE,DB_TOKEN" })
+      const environment = {
+        APP_MODE: "production",
+        DB_TOKEN: "tok-123456",
+        API_KEY: "key-abcdef",
+        HOSTNAME: "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----",
+        UNLISTED: "hello",
+      }
+      const url = yield* start(settings, httpClient(settings), environment).pipe(
+        Effect.provide(capture().layer),
+      )
+      const status = yield* Effect.promise(() => get(`${url}/api/status`, client()))
+      const body = JSON.parse(status.body)
+      expect(body.environment).toEqual([
+        { name: "API_KEY", shown: false, reason: "sensitive" },
+        { name: "APP_MODE", shown: true, value: "production" },
+        { name: "DB_TOKEN", shown: false, reason: "sensitive" },
+        { name: "HOSTNAME", shown: false, reason: "sensitive" },
+        { name: "UNLISTED", shown: false, reason: "not-allowlisted" },
+      ])
+      const page = yield* Effect.promise(() => get(`${url}/dashboard`, client()))
+      for (const secret of ["tok-123456", "key-abcdef", "MIIB", "hello"]) {
+        expect(status.body).not.toContain(secret)
+        expect(page.body).not.toContain(secret)
       }
     }),
   )

@@ -22,13 +22,15 @@ export const settingsFor = (env: Env): Settings => {
 export const start = <E>(
   settings: Settings,
   client: Layer.Layer<ResourceClient, E, SidecarConfig>,
+  environment: Readonly<Record<string, string | undefined>> = {},
 ): Effect.Effect<string, E | Sidecar.StartupError, Scope.Scope> =>
   Effect.gen(function* () {
     const url = yield* Deferred.make<string>()
     yield* Layer.build(
-      Sidecar.layer(client, { onListening: (u) => Deferred.succeed(url, u).pipe(Effect.asVoid) }).pipe(
-        Layer.provide(SidecarConfig.layerFrom(settings)),
-      ),
+      Sidecar.layer(client, {
+        onListening: (u) => Deferred.succeed(url, u).pipe(Effect.asVoid),
+        environment,
+      }).pipe(Layer.provide(SidecarConfig.layerFrom(settings))),
     )
     return yield* Deferred.await(url)
   })
