@@ -31,27 +31,32 @@ header{display:flex;align-items:center;gap:12px;margin-bottom:16px;flex-wrap:wra
 header svg{flex:none}
 h1{font-size:1.35rem;margin:0;line-height:1.2}
 .sub{color:var(--muted);margin:2px 0 0}
-.grid{display:grid;gap:14px;grid-template-columns:repeat(auto-fit,minmax(300px,1fr))}
+.grid{display:grid;gap:14px;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));align-items:start}
+.banner{border:1.5px solid currentColor;border-radius:10px;padding:10px 14px;margin:0 0 14px;font-weight:600}
 section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px;min-width:0}
 section.wide{grid-column:1/-1}
 h2{font-size:.78rem;text-transform:uppercase;letter-spacing:.07em;color:var(--muted);margin:0 0 10px}
 dl{margin:0}
 dl>div{display:grid;grid-template-columns:7.5em minmax(0,1fr);gap:12px;padding:2px 0}
-dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere;min-width:0}
+dt{color:var(--muted)}dd{margin:0;overflow-wrap:break-word;min-width:0}
 .badge{display:inline-block;padding:2px 12px;border-radius:999px;font-weight:650;border:1.5px solid currentColor}
 .verified,.ok{color:var(--ok)}.failed,.bad{color:var(--bad)}.unavailable,.warn{color:var(--warn)}
 .note{color:var(--muted);font-size:.88rem;margin:8px 0 0}
 ol,ul{margin:0;padding-left:1.2em}
-li{margin:2px 0;overflow-wrap:anywhere}
+ul.plain{list-style:none;padding:0}
+li{margin:2px 0;overflow-wrap:break-word}
 table{width:100%;border-collapse:collapse;font-size:.9rem}
-th,td{text-align:left;padding:4px 8px;border-top:1px solid var(--line);vertical-align:top;overflow-wrap:anywhere}
+th,td{text-align:left;padding:4px 8px;border-top:1px solid var(--line);vertical-align:top;overflow-wrap:break-word}
+#env-table td:first-child{white-space:nowrap}
 th{color:var(--muted);font-weight:600;border-top:none}
 .table{overflow-x:auto}
 code,td.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.88em}
 a{color:var(--accent)}
 footer{margin-top:16px;color:var(--muted);font-size:.85rem;display:flex;gap:12px;flex-wrap:wrap}
 [hidden]{display:none!important}
-@media (max-width:520px){dl>div{grid-template-columns:1fr;gap:0;padding:4px 0}}
+@media (max-width:520px){dl>div{grid-template-columns:1fr;gap:0;padding:4px 0}
+#env-table thead{display:none}#env-table tr{display:block;border-top:1px solid var(--line);padding:4px 0}
+#env-table td{display:block;border:none;padding:0 4px}#env-table td:first-child{white-space:normal;font-weight:600}}
 `
 
 // Static, so its hash is fixed; its inputs come from data-* attributes and the API.
@@ -70,6 +75,12 @@ const SCRIPT = `
     el.replaceChildren(...items.map((item) => { const li = document.createElement("li"); li.textContent = render(item); return li }))
   }
   const attestation = (a) => {
+    const banner = $("attestation-banner")
+    if (banner) {
+      banner.hidden = a.status === "verified"
+      banner.className = "banner " + (a.status === "failed" ? "bad" : "warn")
+      banner.textContent = "Attestation is " + a.status + ": " + a.details
+    }
     text("attestation-status", a.status)
     cls("attestation-status", "badge " + a.status)
     text("attestation-details", a.details)
@@ -95,7 +106,7 @@ const SCRIPT = `
   })
   const refresh = () =>
     Promise.all([get(body.dataset.attestationPath), get(body.dataset.statusPath)])
-      .then(([a, s]) => { attestation(a); status(s); text("refreshed", "updated " + new Date().toLocaleTimeString()); cls("refreshed", "") })
+      .then(([a, s]) => { attestation(a); status(s); text("refreshed", "updated " + new Date().toISOString().slice(11, 19) + " UTC"); cls("refreshed", "") })
       .catch((e) => { text("refreshed", "refresh failed: " + e.message); cls("refreshed", "bad") })
       .finally(() => setTimeout(refresh, every))
   setTimeout(refresh, every)
@@ -126,6 +137,13 @@ const LOGO = new Html(
 /** The logo as the favicon, inline: no request for /favicon.ico, which belongs to the app when forwarding. */
 const FAVICON = `data:image/svg+xml,${encodeURIComponent(LOGO.value.replace('width="36" height="36" ', 'xmlns="http://www.w3.org/2000/svg" ').replaceAll("currentColor", "#0969da"))}`
 
+const TEE_NAMES = {
+  tdx: "Intel TDX",
+  "sev-snp": "AMD SEV-SNP",
+  sev: "AMD SEV",
+  "none-detected": "none detected",
+} as const
+
 /** `2027-11-28 23:28 UTC`: readable, and the same in the script below. */
 const when = (iso: string | null | undefined) => (iso ? `${iso.slice(0, 16).replace("T", " ")} UTC` : "")
 
@@ -149,6 +167,7 @@ export const render = (view: DashboardView): string => {
 <main>
 <header>${LOGO}<div><h1>CoCo secure access</h1>
 <p class="sub">Pod <strong id="pod-name">${s.podName}</strong> in namespace <strong id="namespace">${s.namespace}</strong></p></div></header>
+<p id="attestation-banner" class="banner ${a.status === "failed" ? "bad" : "warn"}" role="status"${a.status === "verified" ? new Html(" hidden") : ""}>Attestation is ${a.status}: ${a.details}</p>
 <div class="grid">
 <section aria-labelledby="h-att">
 <h2 id="h-att">Attestation</h2>
@@ -196,8 +215,8 @@ export const render = (view: DashboardView): string => {
 </section>
 <section aria-labelledby="h-tee">
 <h2 id="h-tee">TEE hints</h2>
-<p>Most likely: <strong id="tee-likely">${s.tee.likely}</strong></p>
-<ul>${s.tee.hints.map((h) => html`<li><span class="${h.present ? "ok" : ""}">${h.present ? "✓" : "·"}</span> ${h.name}: ${h.detail}</li>`)}</ul>
+<p>Most likely: <strong id="tee-likely">${TEE_NAMES[s.tee.likely]}</strong></p>
+<ul class="plain">${s.tee.hints.map((h) => html`<li><span class="${h.present ? "ok" : ""}">${h.present ? "✓" : "✗"}</span> ${h.detail}</li>`)}</ul>
 <p class="note">${s.tee.note}</p>
 </section>
 <section class="wide" aria-labelledby="h-env">
