@@ -42,6 +42,8 @@ export interface Settings {
   readonly podNamespace: string
   readonly cdh: CdhSettings
   readonly shutdownGrace: Duration.Duration
+  /** How often cert, key and client CA are fetched again (and on SIGHUP). */
+  readonly tlsRefreshInterval: Duration.Duration
   /** How often the attestation-status resource is checked again after the first check. */
   readonly attestationInterval: Duration.Duration
   /** How often an open dashboard refreshes its live parts from the API. */
@@ -83,6 +85,7 @@ export const DEFAULTS = {
   CDH_RETRY_MAX: "10s",
   SHUTDOWN_GRACE_PERIOD: "20s",
   ATTESTATION_CHECK_INTERVAL: "60s",
+  TLS_REFRESH_INTERVAL: "5m",
   DASHBOARD_REFRESH_INTERVAL: "5s",
   FORWARD_CONNECT_TIMEOUT: "5s",
   FORWARD_RESPONSE_TIMEOUT: "5m",
@@ -111,6 +114,7 @@ export const VARIABLES = [
   "CDH_RETRY_MAX",
   "SHUTDOWN_GRACE_PERIOD",
   "ATTESTATION_CHECK_INTERVAL",
+  "TLS_REFRESH_INTERVAL",
   "DASHBOARD_REFRESH_INTERVAL",
   "ENV_ALLOWLIST",
   "LOG_LEVEL",
@@ -175,6 +179,11 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
   const retryBase = field("CDH_RETRY_BASE", Parse.positiveDuration, DEFAULTS.CDH_RETRY_BASE)
   const retryMax = field("CDH_RETRY_MAX", Parse.positiveDuration, DEFAULTS.CDH_RETRY_MAX)
   const shutdownGrace = field("SHUTDOWN_GRACE_PERIOD", Parse.duration, DEFAULTS.SHUTDOWN_GRACE_PERIOD)
+  const tlsRefreshInterval = field(
+    "TLS_REFRESH_INTERVAL",
+    Parse.positiveDuration,
+    DEFAULTS.TLS_REFRESH_INTERVAL,
+  )
   const attestationInterval = field(
     "ATTESTATION_CHECK_INTERVAL",
     Parse.positiveDuration,
@@ -207,6 +216,7 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     retryMax === undefined ||
     shutdownGrace === undefined ||
     attestationInterval === undefined ||
+    tlsRefreshInterval === undefined ||
     dashboardRefresh === undefined ||
     logLevel === undefined ||
     logFormat === undefined
@@ -227,6 +237,7 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     podNamespace,
     cdh: { url, requestTimeout, startupTimeout, retryBase, retryMax },
     shutdownGrace,
+    tlsRefreshInterval,
     attestationInterval,
     dashboardRefresh,
     envAllowlist,
@@ -281,6 +292,7 @@ export const summary = (s: Settings) => ({
   cdhStartupTimeout: Duration.format(s.cdh.startupTimeout),
   shutdownGracePeriod: Duration.format(s.shutdownGrace),
   attestationCheckInterval: Duration.format(s.attestationInterval),
+  tlsRefreshInterval: Duration.format(s.tlsRefreshInterval),
   envAllowlist: s.envAllowlist.join(","),
   logLevel: s.logLevel,
 })

@@ -18,7 +18,7 @@ import { createRequire } from "node:module"
 import type { Duplex } from "node:stream"
 import type { TLSSocket } from "node:tls"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Context, Duration, Effect, Layer, Option, Redacted, Result, Scope } from "effect"
+import { Context, Duration, Effect, Layer, Option, Redacted, Result, Scope, Stream } from "effect"
 import { HttpServer } from "effect/http"
 import { ServeError } from "effect/http/HttpServerError"
 import * as NetAddress from "effect/net/NetAddress"
@@ -32,13 +32,18 @@ import * as SidecarPaths from "./SidecarPaths.ts"
 // exports, which loads undici and costs ~15 MiB of memory for nothing.
 const https: typeof Https = createRequire(import.meta.url)("node:https")
 
-export const tlsOptions = (material: Material): Https.ServerOptions => ({
+/** What a rotation swaps: certificate, key, client CA, protocol floor. */
+export const secureContextOptions = (material: Material) => ({
   cert: material.certPem,
   key: Redacted.value(material.keyPem),
   ca: material.caPem,
+  minVersion: "TLSv1.3" as const,
+})
+
+export const tlsOptions = (material: Material): Https.ServerOptions => ({
+  ...secureContextOptions(material),
   requestCert: true,
   rejectUnauthorized: true,
-  minVersion: "TLSv1.3",
   // Long uploads and streams to the application must not be cut by Node's 300 s default.
   requestTimeout: 0,
   headersTimeout: 60_000,
@@ -61,8 +66,14 @@ export class HttpsListener extends Context.Service<
   static readonly layer: Layer.Layer<HttpsListener, never, TlsMaterial> = Layer.effect(
     HttpsListener,
     Effect.gen(function* () {
-      const material = yield* (yield* TlsMaterial).current
-      const server = https.createServer(tlsOptions(material))
+      const tls = yield* TlsMaterial
+      const server = https.createServer(tlsOptions(yield* tls.current))
+      // Rotation: new handshakes get the new material; established connections keep theirs.
+      yield* Effect.forkScoped(
+        Stream.runForEach(tls.changes, (material) =>
+          Effect.sync(() => server.setSecureContext(secureContextOptions(material))),
+        ),
+      )
       const context = yield* Effect.context<never>()
       const log = Effect.runForkWith(context)
       // Rejected clients never reach a request handler: this is the only trace they leave.

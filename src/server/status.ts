@@ -2,7 +2,7 @@
  * The status and attestation views, assembled from the services' cached
  * state: no I/O happens here, so the API and the dashboard answer at once.
  */
-import { Clock, Effect, Option } from "effect"
+import { Clock, Duration, Effect, Option } from "effect"
 import { AttestationReporter } from "../attestation/AttestationReporter.ts"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
 import { Forwarder } from "../proxy/Forwarder.ts"
@@ -22,6 +22,7 @@ const certificate = (info: CertificateInfo, now: Date) => ({
   notBefore: info.validFrom.toISOString(),
   notAfter: info.validTo.toISOString(),
   daysUntilExpiry: daysUntil(info.validTo, now),
+  secondsUntilExpiry: Math.floor((info.validTo.getTime() - now.getTime()) / 1000),
 })
 
 export const attestation = Effect.gen(function* () {
@@ -39,7 +40,9 @@ export const status = Effect.gen(function* () {
   const config = yield* SidecarConfig
   const runtime = yield* RuntimeInfo
   const state = yield* (yield* AttestationReporter).current
-  const material = yield* (yield* TlsMaterial).current
+  const tls = yield* TlsMaterial
+  const material = yield* tls.current
+  const refresh = yield* tls.refreshState
   const environment = yield* Environment
   const tee = yield* TeeInfo
   const forwarder = yield* Effect.serviceOption(Forwarder)
@@ -67,6 +70,7 @@ export const status = Effect.gen(function* () {
     serverCertificate: certificate(material.server, now),
     clientCas: material.clientCas.map((ca) => certificate(ca, now)),
     certificatesFetchedAt: material.fetchedAt.toISOString(),
+    tlsRefresh: { intervalSeconds: Duration.toSeconds(config.tlsRefreshInterval), ...refresh },
     tee,
     environment: environment.entries,
   }

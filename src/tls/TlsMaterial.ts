@@ -2,9 +2,20 @@
  * TlsMaterial: the server certificate, its key and the client CA, fetched
  * from the CDH and validated before the HTTPS server may listen.
  */
-import { Clock, Context, Effect, Layer, type Redacted, Ref, Result } from "effect"
-import { fetchRetrying, type ResourceClient, type ResourceUnavailable } from "../cdh/ResourceClient.ts"
-import { SidecarConfig } from "../config/SidecarConfig.ts"
+import {
+  Clock,
+  Context,
+  Effect,
+  Layer,
+  Redacted,
+  Ref,
+  Result,
+  Semaphore,
+  type Stream,
+  SubscriptionRef,
+} from "effect"
+import { fetchRetrying, ResourceClient, type ResourceUnavailable } from "../cdh/ResourceClient.ts"
+import { type Settings, SidecarConfig } from "../config/SidecarConfig.ts"
 import type { ResourceUri } from "../kbs/ResourceUri.ts"
 import type { TlsMaterialError } from "./errors.ts"
 import * as Validate from "./validate.ts"
@@ -55,12 +66,38 @@ export const validate = (sources: Sources, now: Date): Result.Result<Material, T
 export const daysUntil = (date: Date, now: Date): number =>
   Math.floor((date.getTime() - now.getTime()) / DAY_MS)
 
+/** How the background refresh is doing, for status and metrics. */
+export interface RefreshState {
+  readonly lastAttemptAt: string | null
+  readonly lastSuccessAt: string | null
+  /** When different material was last swapped in. */
+  readonly lastChangeAt: string | null
+  readonly lastError: string | null
+  readonly rotations: number
+}
+
+export type RefreshOutcome = "unchanged" | "rotated" | "failed"
+
+const sameMaterial = (a: Material, b: Material) =>
+  a.certPem === b.certPem && a.caPem === b.caPem && Redacted.value(a.keyPem) === Redacted.value(b.keyPem)
+
 export class TlsMaterial extends Context.Service<
   TlsMaterial,
   {
     readonly current: Effect.Effect<Material>
+    /** Every material in use, the current one first: the server swaps its secure context on each. */
+    readonly changes: Stream.Stream<Material>
+    /** Fetch and validate once more; valid and different material replaces the current one. */
+    readonly refresh: Effect.Effect<RefreshOutcome>
+    readonly refreshState: Effect.Effect<RefreshState>
   }
 >()("coco-secure-access/TlsMaterial") {
+  /**
+   * Loads the material (retrying within the start-up budget), then refreshes
+   * it every TLS_REFRESH_INTERVAL and on SIGHUP. A failed refresh keeps the
+   * current material: the sidecar never stops serving because the CDH had a
+   * bad moment.
+   */
   static readonly layer: Layer.Layer<
     TlsMaterial,
     ResourceUnavailable | TlsMaterialError,
@@ -69,31 +106,117 @@ export class TlsMaterial extends Context.Service<
     TlsMaterial,
     Effect.gen(function* () {
       const config = yield* SidecarConfig
+      const client = yield* ResourceClient
       const material = yield* load
-      const now = new Date(yield* Clock.currentTimeMillis)
-      const days = daysUntil(material.server.validTo, now)
-      yield* Effect.logInfo("TLS material loaded").pipe(
-        Effect.annotateLogs({
-          subject: material.server.subject,
-          serial: material.server.serialNumber,
-          notAfter: material.server.validTo.toISOString(),
-          clientCas: material.clientCas.map((ca) => ca.subject).join("; "),
-        }),
-      )
-      if (days < EXPIRY_WARNING_DAYS) {
-        yield* Effect.logWarning("server certificate expires soon").pipe(
+      yield* logLoaded("TLS material loaded", material)
+      const ref = yield* SubscriptionRef.make(material)
+      const state = yield* Ref.make<RefreshState>({
+        lastAttemptAt: null,
+        lastSuccessAt: material.fetchedAt.toISOString(),
+        lastChangeAt: null,
+        lastError: null,
+        rotations: 0,
+      })
+      let warnedBelowDays = Number.POSITIVE_INFINITY
+      const warnExpiry = (current: Material, now: Date) => {
+        const days = daysUntil(current.server.validTo, now)
+        const threshold = EXPIRY_THRESHOLDS.find((t) => days < t && t < warnedBelowDays)
+        if (threshold === undefined) return Effect.void
+        warnedBelowDays = threshold
+        return Effect.logWarning("server certificate expires soon").pipe(
           Effect.annotateLogs({
             uri: config.tlsCertUri.uri,
-            notAfter: material.server.validTo.toISOString(),
+            notAfter: current.server.validTo.toISOString(),
             days,
           }),
         )
       }
-      const ref = yield* Ref.make(material)
-      return TlsMaterial.of({ current: Ref.get(ref) })
+      yield* warnExpiry(material, material.fetchedAt)
+
+      const refresh: Effect.Effect<RefreshOutcome> = Effect.gen(function* () {
+        const startedAt = new Date(yield* Clock.currentTimeMillis)
+        const fetched = yield* fetchOnce(config, client).pipe(Effect.result)
+        const now = new Date(yield* Clock.currentTimeMillis)
+        if (fetched._tag === "Failure") {
+          const message = fetched.failure.message
+          yield* Ref.update(state, (s) => ({
+            ...s,
+            lastAttemptAt: startedAt.toISOString(),
+            lastError: message,
+          }))
+          yield* Effect.logWarning("TLS material refresh failed; keeping the current material").pipe(
+            Effect.annotateLogs({ cause: message }),
+          )
+          return "failed" as const
+        }
+        const previous = yield* SubscriptionRef.get(ref)
+        const changed = !sameMaterial(previous, fetched.success)
+        yield* Ref.update(state, (s) => ({
+          lastAttemptAt: startedAt.toISOString(),
+          lastSuccessAt: now.toISOString(),
+          lastChangeAt: changed ? now.toISOString() : s.lastChangeAt,
+          lastError: null,
+          rotations: s.rotations + (changed ? 1 : 0),
+        }))
+        if (changed) {
+          yield* SubscriptionRef.set(ref, fetched.success)
+          yield* logLoaded("TLS material rotated", fetched.success)
+          warnedBelowDays = Number.POSITIVE_INFINITY
+        }
+        yield* warnExpiry(changed ? fetched.success : previous, now)
+        return changed ? ("rotated" as const) : ("unchanged" as const)
+      }).pipe(Effect.withSpan("TlsMaterial.refresh"))
+
+      // One refresh at a time, whether from the timer or a signal.
+      const semaphore = yield* Semaphore.make(1)
+      const serialized = semaphore.withPermits(1)(refresh)
+      yield* Effect.forkScoped(
+        Effect.forever(Effect.andThen(Effect.sleep(config.tlsRefreshInterval), serialized)),
+      )
+      const context = yield* Effect.context<never>()
+      const onSighup = () => {
+        Effect.runForkWith(context)(
+          Effect.logInfo("SIGHUP: refreshing TLS material").pipe(Effect.andThen(serialized)),
+        )
+      }
+      yield* Effect.acquireRelease(
+        Effect.sync(() => process.on("SIGHUP", onSighup)),
+        () => Effect.sync(() => process.off("SIGHUP", onSighup)),
+      )
+      return TlsMaterial.of({
+        current: SubscriptionRef.get(ref),
+        changes: SubscriptionRef.changes(ref),
+        refresh: serialized,
+        refreshState: Ref.get(state),
+      })
     }),
   )
 }
+
+/** Warned once each as the server certificate's remaining days drop below them. */
+export const EXPIRY_THRESHOLDS = [EXPIRY_WARNING_DAYS, 7, 1] as const
+
+const logLoaded = (message: string, material: Material) =>
+  Effect.logInfo(message).pipe(
+    Effect.annotateLogs({
+      subject: material.server.subject,
+      serial: material.server.serialNumber,
+      notAfter: material.server.validTo.toISOString(),
+      clientCas: material.clientCas.map((ca) => ca.subject).join("; "),
+    }),
+  )
+
+/** One attempt at each resource, for refreshes: the next interval is the retry. */
+const fetchOnce = (config: Settings, client: ResourceClient["Service"]) =>
+  Effect.gen(function* () {
+    const fetch = (uri: ResourceUri) => client.get(uri).pipe(Effect.map((bytes) => ({ uri: uri.uri, bytes })))
+    const [cert, key, ca] = yield* Effect.all(
+      [fetch(config.tlsCertUri), fetch(config.tlsKeyUri), fetch(config.clientCaUri)],
+      { concurrency: "unbounded" },
+    )
+    const now = new Date(yield* Clock.currentTimeMillis)
+    return yield* Effect.fromResult(validate({ cert, key, ca }, now))
+  })
 
 /** Fetch the three resources (retrying per config) and validate them. */
 export const load = Effect.gen(function* () {

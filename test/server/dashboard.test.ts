@@ -17,6 +17,7 @@ const certificate = (days: number) => ({
   notBefore: "2026-01-01T00:00:00.000Z",
   notAfter: "2027-01-01T00:00:00.000Z",
   daysUntilExpiry: days,
+  secondsUntilExpiry: days * 86_400,
 })
 
 const status = (days = 12): typeof StatusResponse.Type => ({
@@ -40,6 +41,14 @@ const status = (days = 12): typeof StatusResponse.Type => ({
   serverCertificate: certificate(days),
   clientCas: [certificate(700)],
   certificatesFetchedAt: "2026-11-28T00:00:00.000Z",
+  tlsRefresh: {
+    intervalSeconds: 300,
+    lastAttemptAt: null,
+    lastSuccessAt: "2026-11-28T00:00:00.000Z",
+    lastChangeAt: null,
+    lastError: null,
+    rotations: 0,
+  },
   tee: {
     likely: "none-detected",
     hints: [{ name: "/dev/tdx_guest", present: false, detail: hostile }],

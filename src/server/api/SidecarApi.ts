@@ -58,6 +58,7 @@ export const Certificate = Schema.Struct({
   notBefore: Timestamp,
   notAfter: Timestamp,
   daysUntilExpiry: Schema.Int,
+  secondsUntilExpiry: Schema.Int,
 })
 
 export const EnvironmentEntry = Schema.Struct({
@@ -90,6 +91,14 @@ export const StatusResponse = Schema.Struct({
   serverCertificate: Certificate,
   clientCas: Schema.Array(Certificate),
   certificatesFetchedAt: Timestamp,
+  tlsRefresh: Schema.Struct({
+    intervalSeconds: Schema.Number,
+    lastAttemptAt: NullableTimestamp,
+    lastSuccessAt: NullableTimestamp,
+    lastChangeAt: NullableTimestamp,
+    lastError: Schema.NullOr(Schema.String),
+    rotations: Schema.Int,
+  }).annotate({ description: "the background refresh of cert, key and client CA from the CDH" }),
   tee: Schema.Struct({
     likely: Schema.Literals(["tdx", "sev-snp", "sev", "none-detected"]),
     hints: Schema.Array(TeeHint),
