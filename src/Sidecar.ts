@@ -14,6 +14,8 @@ import {
   type SidecarConfig,
   summary,
 } from "./config/SidecarConfig.ts"
+import { instrument } from "./metrics/instrumentedClient.ts"
+import { Metrics } from "./metrics/Metrics.ts"
 import { Forwarder } from "./proxy/Forwarder.ts"
 import { Environment } from "./runtime/Environment.ts"
 import { RuntimeInfo } from "./runtime/RuntimeInfo.ts"
@@ -64,34 +66,34 @@ export const layer = <E>(
   resourceClient: Layer.Layer<ResourceClient, E, SidecarConfig>,
   options: Options = {},
 ): Layer.Layer<never, Exclude<StartupError, InvalidConfig> | E, SidecarConfig> => {
-  // TLS material first: on CDHs that serve one request at a time, it must not queue behind the status check.
-  const core = AttestationReporter.layer.pipe(
-    Layer.provideMerge(TlsMaterial.layer),
-    Layer.provide(resourceClient),
-    Layer.provideMerge(RuntimeInfo.layer),
-    Layer.provide(logStart),
-  )
   const environment = Layer.unwrap(
     Effect.map(Config, (config) =>
       Environment.layerFrom(options.environment ?? process.env, config.envAllowlist),
     ),
   )
-  const listener = HttpsServer.HttpsListener.layer.pipe(
-    Layer.provideMerge(core),
-    Layer.provideMerge(Layer.mergeAll(environment, TeeInfo.layer)),
+  // TLS material first: on CDHs that serve one request at a time, it must not queue behind the status check.
+  const core = AttestationReporter.layer.pipe(
+    Layer.provideMerge(TlsMaterial.layer),
+    Layer.provide(instrument(resourceClient)),
+    Layer.provideMerge(Layer.mergeAll(RuntimeInfo.layer, environment, TeeInfo.layer)),
+    Layer.provide(logStart),
   )
   // The Forwarder exists only when FORWARD_PORT is set; the server looks it up as optional.
   const forwarder = Layer.unwrap(
     Effect.map(Config, (config) => (Option.isSome(config.forwardPort) ? Forwarder.layer : Layer.empty)),
   )
+  const services = Metrics.layerCollectors.pipe(
+    Layer.provideMerge(Layer.mergeAll(HttpsServer.HttpsListener.layer, forwarder)),
+    Layer.provideMerge(core),
+  )
   const server = HttpRouter.serve(Routes.layer, { disableListenLog: true }).pipe(
     Layer.provideMerge(HttpsServer.layer),
-    Layer.provide(forwarder),
     Layer.provide(HttpsServer.layerServices),
   )
   return logListening(options.onListening ?? (() => Effect.void)).pipe(
     Layer.provide(server),
-    Layer.provide(listener),
+    Layer.provide(services),
+    Layer.provide(Metrics.layer),
   )
 }
 

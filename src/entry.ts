@@ -40,7 +40,28 @@ export const program = <E extends Sidecar.StartupError>(options: EntryOptions<E>
     Effect.provide(Logging.layer("json", "info")),
   )
 
-export const run = <E extends Sidecar.StartupError>(options: EntryOptions<E>): void =>
+/** The first SIGTERM/SIGINT drains (runMain interrupts the program); a second one exits at once. */
+const exitOnSecondSignal = () => {
+  let signals = 0
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++
+    if (signals === 2) {
+      process.stdout.write(
+        `${JSON.stringify({ time: new Date().toISOString(), level: "warn", msg: `second ${signal}: exiting without draining` })}\n`,
+      )
+      process.exit(1)
+    }
+  }
+  process.on("SIGTERM", onSignal)
+  process.on("SIGINT", onSignal)
+}
+
+export const run = <E extends Sidecar.StartupError>(options: EntryOptions<E>): void => {
+  exitOnSecondSignal()
+  runMainWithTeardown(options)
+}
+
+const runMainWithTeardown = <E extends Sidecar.StartupError>(options: EntryOptions<E>): void =>
   NodeRuntime.runMain(program(options), {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {

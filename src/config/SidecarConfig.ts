@@ -5,6 +5,7 @@
  * once, before anything else starts.
  */
 import { Config, Context, Data, Duration, Effect, Layer, Option, Result } from "effect"
+import { type AllowRules, NO_RULES, parseRules } from "../auth/ClientAuthorization.ts"
 import * as ResourceUri from "../kbs/ResourceUri.ts"
 import { parseAllowlist } from "../runtime/Environment.ts"
 import * as Parse from "./parse.ts"
@@ -26,6 +27,17 @@ export interface ForwardSettings {
   readonly responseTimeout: Duration.Duration
 }
 
+export interface Limits {
+  /** Largest request head (request line + headers) in bytes; bigger gets 431. */
+  readonly maxHeaderSize: number
+  /** Time a client has to send its request headers (slowloris); too slow gets 408 and a close. */
+  readonly headersTimeout: Duration.Duration
+  /** Time a client has to complete the TLS handshake. */
+  readonly handshakeTimeout: Duration.Duration
+  /** Open client connections at most; further ones are closed at once. */
+  readonly maxConnections: number
+}
+
 export interface Settings {
   readonly tlsCertUri: ResourceUri.ResourceUri
   readonly tlsKeyUri: ResourceUri.ResourceUri
@@ -42,6 +54,9 @@ export interface Settings {
   readonly podNamespace: string
   readonly cdh: CdhSettings
   readonly shutdownGrace: Duration.Duration
+  readonly limits: Limits
+  /** Client-certificate allow-lists beyond the CA (ALLOW_CN/OU/DNS/URI); none = any client of the CA. */
+  readonly allow: AllowRules
   /** How often cert, key and client CA are fetched again (and on SIGHUP). */
   readonly tlsRefreshInterval: Duration.Duration
   /** How often the attestation-status resource is checked again after the first check. */
@@ -86,6 +101,10 @@ export const DEFAULTS = {
   SHUTDOWN_GRACE_PERIOD: "20s",
   ATTESTATION_CHECK_INTERVAL: "60s",
   TLS_REFRESH_INTERVAL: "5m",
+  MAX_HEADER_SIZE: "16384",
+  HEADERS_TIMEOUT: "20s",
+  TLS_HANDSHAKE_TIMEOUT: "10s",
+  MAX_CONNECTIONS: "512",
   DASHBOARD_REFRESH_INTERVAL: "5s",
   FORWARD_CONNECT_TIMEOUT: "5s",
   FORWARD_RESPONSE_TIMEOUT: "5m",
@@ -115,6 +134,14 @@ export const VARIABLES = [
   "SHUTDOWN_GRACE_PERIOD",
   "ATTESTATION_CHECK_INTERVAL",
   "TLS_REFRESH_INTERVAL",
+  "MAX_HEADER_SIZE",
+  "HEADERS_TIMEOUT",
+  "TLS_HANDSHAKE_TIMEOUT",
+  "MAX_CONNECTIONS",
+  "ALLOW_CN",
+  "ALLOW_OU",
+  "ALLOW_DNS",
+  "ALLOW_URI",
   "DASHBOARD_REFRESH_INTERVAL",
   "ENV_ALLOWLIST",
   "LOG_LEVEL",
@@ -184,6 +211,22 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     Parse.positiveDuration,
     DEFAULTS.TLS_REFRESH_INTERVAL,
   )
+  const maxHeaderSize = field("MAX_HEADER_SIZE", Parse.intBetween(1024, 1_048_576), DEFAULTS.MAX_HEADER_SIZE)
+  const headersTimeout = field("HEADERS_TIMEOUT", Parse.positiveDuration, DEFAULTS.HEADERS_TIMEOUT)
+  const handshakeTimeout = field(
+    "TLS_HANDSHAKE_TIMEOUT",
+    Parse.positiveDuration,
+    DEFAULTS.TLS_HANDSHAKE_TIMEOUT,
+  )
+  const maxConnections = field("MAX_CONNECTIONS", Parse.intBetween(1, 1_000_000), DEFAULTS.MAX_CONNECTIONS)
+  const allowEnv: Record<string, string> = {}
+  for (const name of ["ALLOW_CN", "ALLOW_OU", "ALLOW_DNS", "ALLOW_URI"] as const) {
+    const value = get(name)
+    if (value !== undefined) allowEnv[name] = value
+  }
+  const allowed = parseRules(allowEnv)
+  if (Result.isFailure(allowed)) problems.push(allowed.failure)
+  const allow = Result.isSuccess(allowed) ? allowed.success : NO_RULES
   const attestationInterval = field(
     "ATTESTATION_CHECK_INTERVAL",
     Parse.positiveDuration,
@@ -217,6 +260,10 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     shutdownGrace === undefined ||
     attestationInterval === undefined ||
     tlsRefreshInterval === undefined ||
+    maxHeaderSize === undefined ||
+    headersTimeout === undefined ||
+    handshakeTimeout === undefined ||
+    maxConnections === undefined ||
     dashboardRefresh === undefined ||
     logLevel === undefined ||
     logFormat === undefined
@@ -237,6 +284,8 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     podNamespace,
     cdh: { url, requestTimeout, startupTimeout, retryBase, retryMax },
     shutdownGrace,
+    limits: { maxHeaderSize, headersTimeout, handshakeTimeout, maxConnections },
+    allow,
     tlsRefreshInterval,
     attestationInterval,
     dashboardRefresh,
@@ -294,5 +343,10 @@ export const summary = (s: Settings) => ({
   attestationCheckInterval: Duration.format(s.attestationInterval),
   tlsRefreshInterval: Duration.format(s.tlsRefreshInterval),
   envAllowlist: s.envAllowlist.join(","),
+  allowCn: s.allow.cns.join(","),
+  allowOu: s.allow.ous.join(","),
+  allowDns: s.allow.dnsNames.join(","),
+  allowUri: s.allow.uris.join(","),
+  maxConnections: s.limits.maxConnections,
   logLevel: s.logLevel,
 })

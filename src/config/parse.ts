@@ -73,3 +73,10 @@ export const pathPrefix = (raw: string): Result.Result<string, string> =>
     : Result.fail(
         "must be a path such as /.sidecar or /coco/sidecar (no trailing slash, no dots-only segments)",
       )
+
+export const intBetween =
+  (min: number, max: number) =>
+  (raw: string): Result.Result<number, string> =>
+    /^\d+$/.test(raw) && Number(raw) >= min && Number(raw) <= max
+      ? Result.succeed(Number(raw))
+      : Result.fail(`must be a whole number from ${min} to ${max}`)

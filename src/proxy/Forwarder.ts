@@ -9,6 +9,7 @@
  * within the response timeout 504; once the response has started, a failure
  * ends the client's connection.
  */
+import { randomBytes } from "node:crypto"
 import type * as Http from "node:http"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { createRequire } from "node:module"
@@ -19,6 +20,7 @@ import type { TLSSocket } from "node:tls"
 import { Clock, Context, Duration, Effect, Layer, Option, Ref } from "effect"
 import { createProxyServer } from "http-proxy-3"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
+import { Metrics } from "../metrics/Metrics.ts"
 import { errorBody, SECURITY_HEADERS } from "../server/responses.ts"
 import { clientCertHeader, clientResponseHeaders, forwardedHeaders } from "./headers.ts"
 
@@ -34,10 +36,14 @@ export class Forwarder extends Context.Service<
     readonly reachability: Effect.Effect<Reachability>
     readonly web: (request: IncomingMessage, response: ServerResponse) => void
     readonly ws: (request: IncomingMessage, socket: Duplex, head: Buffer) => void
+    /** Shutdown: close every proxied WebSocket with 1001 (going away), both ways. */
+    readonly goAway: Effect.Effect<void>
+    /** Proxied WebSockets currently open. */
+    readonly openWebSockets: Effect.Effect<number>
   }
 >()("coco-secure-access/Forwarder") {
   /** Present only when FORWARD_PORT is set. */
-  static readonly layer: Layer.Layer<Forwarder, never, SidecarConfig> = Layer.effect(
+  static readonly layer: Layer.Layer<Forwarder, never, SidecarConfig | Metrics> = Layer.effect(
     Forwarder,
     Effect.gen(function* () {
       const config = yield* SidecarConfig
@@ -101,6 +107,19 @@ const pathOf = (url: string) => {
   return query === -1 ? url : url.slice(0, query)
 }
 
+/** A WebSocket close frame (RFC 6455 §5.5.1); frames a client sends must be masked. */
+export const closeFrame = (code: number, reason: string, masked: boolean): Buffer => {
+  const payload = Buffer.concat([
+    Buffer.from([code >> 8, code & 0xff]),
+    Buffer.from(reason, "utf8"),
+  ]).subarray(0, 125)
+  const header = Buffer.from([0x88, (masked ? 0x80 : 0) | payload.length])
+  if (!masked) return Buffer.concat([header, payload])
+  const mask = randomBytes(4)
+  const body = Buffer.from(payload.map((byte, i) => byte ^ (mask[i % 4] ?? 0)))
+  return Buffer.concat([header, mask, body])
+}
+
 class ResponseTimeout extends Error {
   readonly code = "ERESPONSE_TIMEOUT"
 }
@@ -116,6 +135,12 @@ export const make = Effect.fnUntraced(function* (
 ) {
   const context = yield* Effect.context<never>()
   const runFork = Effect.runForkWith(context)
+  const metrics = yield* Effect.serviceOption(Metrics)
+  const countBytes = (bytesIn: number, bytesOut: number) => {
+    if (Option.isNone(metrics)) return
+    metrics.value.bytes.inc({ direction: "in" }, bytesIn)
+    metrics.value.bytes.inc({ direction: "out" }, bytesOut)
+  }
   const log = (message: string, fields: Record<string, unknown>, level: "info" | "warn" = "info") => {
     // Decided once: a line below the log level would still cost a fiber per request.
     if (level === "info" && !options.accessLog) return
@@ -212,6 +237,24 @@ export const make = Effect.fnUntraced(function* (
   // The client went away first: nothing to answer.
   proxy.on("econnreset", () => {})
 
+  /** Open WebSocket tunnels: client socket -> app socket. */
+  const tunnels = new Map<Duplex, Socket>()
+  proxy.on("proxyReqWs", (proxyRequest, _request, socket) => {
+    proxyRequest.once("upgrade", (_response, appSocket: Socket) => {
+      tunnels.set(socket, appSocket)
+      socket.once("close", () => tunnels.delete(socket))
+    })
+  })
+  const goAway = Effect.sync(() => {
+    for (const [client, app] of tunnels) {
+      // Stop relaying first, so the close frame is not spliced into a frame from the app.
+      app.unpipe(client)
+      client.unpipe(app)
+      client.end(closeFrame(1001, "server shutting down", false))
+      app.end(closeFrame(1001, "proxy shutting down", true))
+    }
+  })
+
   const prepare = (request: IncomingMessage, upgrade: boolean) => {
     const socket = request.socket
     const peer = peerOf(socket)
@@ -248,6 +291,7 @@ export const make = Effect.fnUntraced(function* (
     request.on("data", (chunk: Buffer) => {
       counted.bytesIn += chunk.length
     })
+    response.once("close", () => countBytes(counted.bytesIn, counted.bytesOut))
     response.once("close", () =>
       log("proxied", {
         method,
@@ -289,5 +333,12 @@ export const make = Effect.fnUntraced(function* (
   )
   yield* Effect.forkScoped(Effect.forever(Effect.andThen(probeOnce, Effect.sleep(options.probeInterval))))
 
-  return Forwarder.of({ port, reachability: Ref.get(reachability), web, ws })
+  return Forwarder.of({
+    port,
+    reachability: Ref.get(reachability),
+    web,
+    ws,
+    goAway,
+    openWebSockets: Effect.sync(() => tunnels.size),
+  })
 })

@@ -174,7 +174,12 @@ export const make = (
         return send(request, response, 405, "method not allowed", { allow: ALLOW })
       }
       if (path === LIVENESS_PATH) return send(request, response, 200, "ok")
-      const interrupt = run(check, {
+      // The prober gave up: nobody is waiting for the answer any more.
+      let interrupt: ((interruptor?: number) => void) | undefined
+      const onClose = () => interrupt?.()
+      response.once("close", onClose)
+      interrupt = run(check, {
+        // May run synchronously, before `run` returns.
         onExit: (exit) => {
           response.off("close", onClose)
           if (Exit.isSuccess(exit)) return send(request, response, exit.value.status, exit.value.text)
@@ -183,9 +188,6 @@ export const make = (
           send(request, response, 503, "readiness check failed")
         },
       })
-      // The prober gave up: nobody is waiting for the answer any more.
-      const onClose = () => interrupt()
-      response.once("close", onClose)
     }
     server.on("request", onRequest)
 

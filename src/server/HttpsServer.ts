@@ -22,10 +22,12 @@ import { Context, Duration, Effect, Layer, Option, Redacted, Result, Scope, Stre
 import { HttpServer } from "effect/http"
 import { ServeError } from "effect/http/HttpServerError"
 import * as NetAddress from "effect/net/NetAddress"
-import { SidecarConfig } from "../config/SidecarConfig.ts"
+import { type AllowRules, authorize, identityOf, isRestricted } from "../auth/ClientAuthorization.ts"
+import { type Limits, SidecarConfig } from "../config/SidecarConfig.ts"
+import { Metrics, type RouteClass } from "../metrics/Metrics.ts"
 import { Forwarder } from "../proxy/Forwarder.ts"
 import { type Material, TlsMaterial } from "../tls/TlsMaterial.ts"
-import { SECURITY_HEADERS } from "./responses.ts"
+import { errorBody, SECURITY_HEADERS } from "./responses.ts"
 import * as SidecarPaths from "./SidecarPaths.ts"
 
 // As CommonJS: importing node:https as an ES module evaluates its lazy WebSocket
@@ -40,13 +42,17 @@ export const secureContextOptions = (material: Material) => ({
   minVersion: "TLSv1.3" as const,
 })
 
-export const tlsOptions = (material: Material): Https.ServerOptions => ({
+export const tlsOptions = (material: Material, limits: Limits): Https.ServerOptions => ({
   ...secureContextOptions(material),
   requestCert: true,
   rejectUnauthorized: true,
+  handshakeTimeout: Duration.toMillis(limits.handshakeTimeout),
+  maxHeaderSize: limits.maxHeaderSize,
+  headersTimeout: Duration.toMillis(limits.headersTimeout),
   // Long uploads and streams to the application must not be cut by Node's 300 s default.
   requestTimeout: 0,
-  headersTimeout: 60_000,
+  // How often Node looks for connections past headersTimeout (30 s by default).
+  connectionsCheckingInterval: Math.min(1000, Duration.toMillis(limits.headersTimeout)),
 })
 
 export class HttpsListener extends Context.Service<
@@ -61,56 +67,73 @@ export class HttpsListener extends Context.Service<
     readonly drain: (grace: Duration.Duration) => Effect.Effect<void>
     /** Completes once the server is closed and every connection has ended. */
     readonly closed: Effect.Effect<void>
+    /** True from the start of a drain: readiness reports not ready. */
+    readonly draining: Effect.Effect<boolean>
   }
 >()("coco-secure-access/HttpsListener") {
-  static readonly layer: Layer.Layer<HttpsListener, never, TlsMaterial> = Layer.effect(
-    HttpsListener,
-    Effect.gen(function* () {
-      const tls = yield* TlsMaterial
-      const server = https.createServer(tlsOptions(yield* tls.current))
-      // Rotation: new handshakes get the new material; established connections keep theirs.
-      yield* Effect.forkScoped(
-        Stream.runForEach(tls.changes, (material) =>
-          Effect.sync(() => server.setSecureContext(secureContextOptions(material))),
-        ),
-      )
-      const context = yield* Effect.context<never>()
-      const log = Effect.runForkWith(context)
-      // Rejected clients never reach a request handler: this is the only trace they leave.
-      server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
-        log(
-          Effect.logWarning("TLS handshake rejected").pipe(
-            Effect.annotateLogs({
-              reason: socket.authorizationError
-                ? String(socket.authorizationError)
-                : (err.code ?? err.message),
-              remote: socket.remoteAddress ?? "unknown",
-            }),
+  static readonly layer: Layer.Layer<HttpsListener, never, TlsMaterial | SidecarConfig | Metrics> =
+    Layer.effect(
+      HttpsListener,
+      Effect.gen(function* () {
+        const tls = yield* TlsMaterial
+        const { limits } = yield* SidecarConfig
+        const metrics = yield* Metrics
+        const server = https.createServer(tlsOptions(yield* tls.current, limits))
+        server.maxConnections = limits.maxConnections
+        // Rotation: new handshakes get the new material; established connections keep theirs.
+        yield* Effect.forkScoped(
+          Stream.runForEach(tls.changes, (material) =>
+            Effect.sync(() => server.setSecureContext(secureContextOptions(material))),
           ),
         )
-      })
-      const closedPromise = new Promise<void>((resolve) => server.once("close", () => resolve()))
-      let draining = false
-      server.prependListener("request", (_request, response: ServerResponse) => {
-        if (draining) response.setHeader("connection", "close")
-      })
-      const drain = (grace: Duration.Duration) =>
-        Effect.sync(() => {
-          if (draining) return
-          draining = true
-          server.close()
-          server.closeIdleConnections()
-          // Node closes idle connections once, at close(); in-flight ones turn idle later.
-          const idle = setInterval(() => server.closeIdleConnections(), 100)
-          const cut = setTimeout(() => server.closeAllConnections(), Duration.toMillis(grace))
-          server.once("close", () => {
-            clearInterval(idle)
-            clearTimeout(cut)
-          })
+        const context = yield* Effect.context<never>()
+        const log = Effect.runForkWith(context)
+        // Rejected clients never reach a request handler: this is the only trace they leave.
+        server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
+          const reason = socket.authorizationError
+            ? String(socket.authorizationError)
+            : (err.code ?? err.message)
+          metrics.handshakeFailures.inc({ reason: reason.slice(0, 64) })
+          log(
+            Effect.logWarning("TLS handshake rejected").pipe(
+              Effect.annotateLogs({
+                reason,
+                remote: socket.remoteAddress ?? "unknown",
+              }),
+            ),
+          )
         })
-      return HttpsListener.of({ server, drain, closed: Effect.promise(() => closedPromise) })
-    }),
-  )
+        const closedPromise = new Promise<void>((resolve) => server.once("close", () => resolve()))
+        server.on("secureConnection", (socket: TLSSocket) => {
+          metrics.connections.inc()
+          socket.once("close", () => metrics.connections.dec())
+        })
+        let draining = false
+        server.prependListener("request", (_request, response: ServerResponse) => {
+          if (draining) response.setHeader("connection", "close")
+        })
+        const drain = (grace: Duration.Duration) =>
+          Effect.sync(() => {
+            if (draining) return
+            draining = true
+            server.close()
+            server.closeIdleConnections()
+            // Node closes idle connections once, at close(); in-flight ones turn idle later.
+            const idle = setInterval(() => server.closeIdleConnections(), 100)
+            const cut = setTimeout(() => server.closeAllConnections(), Duration.toMillis(grace))
+            server.once("close", () => {
+              clearInterval(idle)
+              clearTimeout(cut)
+            })
+          })
+        return HttpsListener.of({
+          server,
+          drain,
+          closed: Effect.promise(() => closedPromise),
+          draining: Effect.sync(() => draining),
+        })
+      }),
+    )
 }
 
 const listen = (server: Https.Server, port: number, host: string | undefined) =>
@@ -125,11 +148,29 @@ const listen = (server: Https.Server, port: number, host: string | undefined) =>
 
 const securityHeaders = Object.entries(SECURITY_HEADERS)
 
+/**
+ * The allow-lists beyond the CA, decided once per TLS connection (its
+ * certificate cannot change). Returns the reason for a denial, else undefined.
+ */
+const authorizer = (rules: AllowRules, log: (fields: Record<string, string>) => void) => {
+  if (!isRestricted(rules)) return (_request: IncomingMessage): string | undefined => undefined
+  const decisions = new WeakMap<object, string | undefined>()
+  return (request: IncomingMessage): string | undefined => {
+    const socket = request.socket as TLSSocket
+    if (decisions.has(socket)) return decisions.get(socket)
+    const decision = authorize(rules, identityOf(socket.getPeerCertificate()))
+    const reason = decision.allowed ? undefined : decision.reason
+    decisions.set(socket, reason)
+    if (reason !== undefined) log({ reason, remote: socket.remoteAddress ?? "unknown" })
+    return reason
+  }
+}
+
 const notFoundUpgrade = (socket: Duplex) =>
   socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
 
 /** Effect's HttpServer over the mTLS listener; the Forwarder, when present, gets every non-sidecar path. */
-export const layer: Layer.Layer<HttpServer.HttpServer, ServeError, SidecarConfig | HttpsListener> =
+export const layer: Layer.Layer<HttpServer.HttpServer, ServeError, SidecarConfig | HttpsListener | Metrics> =
   Layer.effect(
     HttpServer.HttpServer,
     Effect.gen(function* () {
@@ -138,6 +179,15 @@ export const layer: Layer.Layer<HttpServer.HttpServer, ServeError, SidecarConfig
       const forwarder = yield* Effect.serviceOption(Forwarder)
       const { server } = listener
       const paths = SidecarPaths.make(config.pathPrefix)
+      const runFork = Effect.runForkWith(yield* Effect.context<never>())
+      const metrics = yield* Metrics
+      const observe = (route: RouteClass, response: ServerResponse) => {
+        const started = performance.now()
+        response.once("close", () => {
+          metrics.requests.inc({ route, status: response.headersSent ? response.statusCode : 0 })
+          metrics.duration.observe({ route }, (performance.now() - started) / 1000)
+        })
+      }
 
       yield* listen(server, config.httpsPort, config.httpsHost)
       // Last resort after the serve finalizer below has drained: nothing may keep the process alive.
@@ -164,10 +214,20 @@ export const layer: Layer.Layer<HttpServer.HttpServer, ServeError, SidecarConfig
               ...(middleware === undefined ? {} : { middleware }),
             })
             const forward = Option.getOrUndefined(forwarder)
+            const authorization = authorizer(config.allow, (fields) =>
+              runFork(Effect.logWarning("client not authorized").pipe(Effect.annotateLogs(fields))),
+            )
             const ownsRequest = (request: IncomingMessage) =>
               forward === undefined || paths.owns(request.url ?? "")
 
             const onRequest = (request: IncomingMessage, response: ServerResponse) => {
+              const denied = authorization(request)
+              observe(denied !== undefined ? "denied" : ownsRequest(request) ? "sidecar" : "app", response)
+              if (denied !== undefined) {
+                const { contentType, body } = errorBody(request.headers.accept, 403, "Forbidden", denied)
+                response.writeHead(403, { ...SECURITY_HEADERS, "content-type": contentType })
+                return void response.end(body)
+              }
               if (!ownsRequest(request)) return forward?.web(request, response)
               // The sidecar's own responses, API included; a page may still set a stricter CSP of its own.
               for (const [name, value] of securityHeaders) response.setHeader(name, value)
@@ -178,12 +238,20 @@ export const layer: Layer.Layer<HttpServer.HttpServer, ServeError, SidecarConfig
               response.writeContinue()
               onRequest(request, response)
             }
-            const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) =>
-              ownsRequest(request) ? notFoundUpgrade(socket) : forward?.ws(request, socket, head)
+            const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+              if (authorization(request) !== undefined) {
+                return void socket.end(
+                  "HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                )
+              }
+              return ownsRequest(request) ? notFoundUpgrade(socket) : forward?.ws(request, socket, head)
+            }
 
             // Runs before the request scope closes: in-flight requests finish within the grace period.
             yield* Scope.addFinalizerExit(serveScope, () =>
               listener.drain(config.shutdownGrace).pipe(
+                // Proxied WebSockets are closed with 1001 (going away) at once: they would not end by themselves.
+                Effect.andThen(forward === undefined ? Effect.void : forward.goAway),
                 Effect.andThen(listener.closed),
                 Effect.timeoutOrElse({
                   duration: Duration.sum(config.shutdownGrace, Duration.millis(100)),

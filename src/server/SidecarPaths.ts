@@ -13,6 +13,7 @@ export interface SidecarPaths {
   readonly status: Path
   readonly attestation: Path
   readonly openapi: Path
+  readonly metrics: Path
   /** Whether a raw request-target belongs to the sidecar. */
   readonly owns: (rawUrl: string) => boolean
 }
@@ -23,12 +24,14 @@ export const make = (prefix: string): SidecarPaths => {
   const status = `${prefix}/api/status` as Path
   const attestation = `${prefix}/api/attestation` as Path
   const openapi = `${prefix}/api/openapi.json` as Path
-  const owned = new Set<string>([dashboard, status, attestation, openapi])
+  const metrics = `${prefix}/metrics` as Path
+  const owned = new Set<string>([dashboard, status, attestation, openapi, metrics])
   return {
     dashboard,
     status,
     attestation,
     openapi,
+    metrics,
     owns: (rawUrl) => {
       const query = rawUrl.indexOf("?")
       return owned.has(query === -1 ? rawUrl : rawUrl.slice(0, query))

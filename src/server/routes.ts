@@ -5,10 +5,11 @@
  * that reaches the router is a 404.
  */
 import { Duration, Effect, Layer, Option } from "effect"
-import { HttpRouter } from "effect/http"
+import { HttpRouter, HttpServerResponse } from "effect/http"
 import { HttpServerRequest } from "effect/http/HttpServerRequest"
 import { HttpApiBuilder } from "effect/http-api"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
+import { Metrics } from "../metrics/Metrics.ts"
 import * as Handlers from "./api/handlers.ts"
 import * as SidecarApi from "./api/SidecarApi.ts"
 import * as ClientIdentity from "./ClientIdentity.ts"
@@ -33,6 +34,12 @@ const dashboard = Effect.gen(function* () {
   )
 })
 
+const metrics = Effect.gen(function* () {
+  const { registry } = yield* Metrics
+  const text = yield* Effect.promise(() => registry.metrics())
+  return HttpServerResponse.text(text, { contentType: registry.contentType })
+})
+
 const notFound = Effect.gen(function* () {
   const request = yield* HttpServerRequest
   return error(request, 404, "Not Found", "This path is not served by the sidecar.")
@@ -48,6 +55,7 @@ export const layer = Layer.unwrap(
     )
     const pages = HttpRouter.addAll([
       HttpRouter.route("GET", paths.dashboard, dashboard),
+      HttpRouter.route("GET", paths.metrics, metrics),
       ...(Option.isNone(config.forwardPort) ? [HttpRouter.route("GET", "/", dashboard)] : []),
       HttpRouter.route("*", "*", notFound),
     ])
