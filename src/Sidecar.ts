@@ -20,12 +20,19 @@ import { Forwarder } from "./proxy/Forwarder.ts"
 import { Environment } from "./runtime/Environment.ts"
 import { RuntimeInfo } from "./runtime/RuntimeInfo.ts"
 import { TeeInfo } from "./runtime/TeeHints.ts"
+import * as HealthServer from "./server/HealthServer.ts"
 import * as HttpsServer from "./server/HttpsServer.ts"
+import { ReadinessState } from "./server/Readiness.ts"
 import * as Routes from "./server/routes.ts"
 import type { TlsMaterialError } from "./tls/errors.ts"
 import { TlsMaterial } from "./tls/TlsMaterial.ts"
 
-export type StartupError = InvalidConfig | ResourceUnavailable | TlsMaterialError | ServeError
+export type StartupError =
+  | InvalidConfig
+  | ResourceUnavailable
+  | TlsMaterialError
+  | ServeError
+  | HealthServer.HealthListenError
 
 const logStart = Layer.effectDiscard(
   Effect.gen(function* () {
@@ -90,10 +97,21 @@ export const layer = <E>(
     Layer.provideMerge(HttpsServer.layer),
     Layer.provide(HttpsServer.layerServices),
   )
+  // Up before anything slow, so that kubelet sees "alive, not ready" while the CDH is awaited.
+  const health = Layer.unwrap(
+    Effect.gen(function* () {
+      const config = yield* Config
+      const readiness = yield* ReadinessState
+      return config.health === undefined
+        ? Layer.empty
+        : HealthServer.layer({ port: config.health.port, host: config.health.host }, readiness.check)
+    }),
+  )
   return logListening(options.onListening ?? (() => Effect.void)).pipe(
     Layer.provide(server),
     Layer.provide(services),
-    Layer.provide(Metrics.layer),
+    Layer.provide(health),
+    Layer.provide(Layer.mergeAll(Metrics.layer, ReadinessState.layer)),
   )
 }
 

@@ -55,6 +55,10 @@ export interface Settings {
   readonly cdh: CdhSettings
   readonly shutdownGrace: Duration.Duration
   readonly limits: Limits
+  /** The plain-HTTP probe listener for kubelet; off unless HEALTH_PORT is set. */
+  readonly health:
+    | { readonly port: number; readonly host: string | undefined; readonly requireApp: boolean }
+    | undefined
   /** Client-certificate allow-lists beyond the CA (ALLOW_CN/OU/DNS/URI); none = any client of the CA. */
   readonly allow: AllowRules
   /** How often cert, key and client CA are fetched again (and on SIGHUP). */
@@ -138,6 +142,9 @@ export const VARIABLES = [
   "HEADERS_TIMEOUT",
   "TLS_HANDSHAKE_TIMEOUT",
   "MAX_CONNECTIONS",
+  "HEALTH_PORT",
+  "HEALTH_HOST",
+  "READY_REQUIRES_APP",
   "ALLOW_CN",
   "ALLOW_OU",
   "ALLOW_DNS",
@@ -219,6 +226,16 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     DEFAULTS.TLS_HANDSHAKE_TIMEOUT,
   )
   const maxConnections = field("MAX_CONNECTIONS", Parse.intBetween(1, 1_000_000), DEFAULTS.MAX_CONNECTIONS)
+  const healthPort = optional("HEALTH_PORT", Parse.port)
+  const healthHost = optional("HEALTH_HOST", Parse.host)
+  const requireApp = field("READY_REQUIRES_APP", Parse.boolean, "false")
+  if (healthPort !== undefined && healthPort === httpsPort) {
+    problems.push({
+      variable: "HEALTH_PORT",
+      value: get("HEALTH_PORT"),
+      reason: "must differ from HTTPS_PORT",
+    })
+  }
   const allowEnv: Record<string, string> = {}
   for (const name of ["ALLOW_CN", "ALLOW_OU", "ALLOW_DNS", "ALLOW_URI"] as const) {
     const value = get(name)
@@ -286,6 +303,10 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     shutdownGrace,
     limits: { maxHeaderSize, headersTimeout, handshakeTimeout, maxConnections },
     allow,
+    health:
+      healthPort === undefined
+        ? undefined
+        : { port: healthPort, host: healthHost, requireApp: requireApp ?? false },
     tlsRefreshInterval,
     attestationInterval,
     dashboardRefresh,
@@ -348,5 +369,6 @@ export const summary = (s: Settings) => ({
   allowDns: s.allow.dnsNames.join(","),
   allowUri: s.allow.uris.join(","),
   maxConnections: s.limits.maxConnections,
+  healthPort: s.health?.port ?? null,
   logLevel: s.logLevel,
 })

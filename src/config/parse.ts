@@ -80,3 +80,10 @@ export const intBetween =
     /^\d+$/.test(raw) && Number(raw) >= min && Number(raw) <= max
       ? Result.succeed(Number(raw))
       : Result.fail(`must be a whole number from ${min} to ${max}`)
+
+export const boolean = (raw: string): Result.Result<boolean, string> => {
+  const lower = raw.toLowerCase()
+  if (["true", "1", "yes"].includes(lower)) return Result.succeed(true)
+  if (["false", "0", "no"].includes(lower)) return Result.succeed(false)
+  return Result.fail("must be true or false")
+}

@@ -252,6 +252,12 @@ export const make = Effect.fnUntraced(function* (
       client.unpipe(app)
       client.end(closeFrame(1001, "server shutting down", false))
       app.end(closeFrame(1001, "proxy shutting down", true))
+      // Read (and drop) the peers' close replies, or their FIN is never seen and the sockets linger;
+      // a peer that does not answer the close handshake is cut after a second.
+      for (const socket of [client, app]) {
+        socket.resume()
+        setTimeout(() => socket.destroy(), 1000).unref()
+      }
     }
   })
 

@@ -27,6 +27,7 @@ import { type Limits, SidecarConfig } from "../config/SidecarConfig.ts"
 import { Metrics, type RouteClass } from "../metrics/Metrics.ts"
 import { Forwarder } from "../proxy/Forwarder.ts"
 import { type Material, TlsMaterial } from "../tls/TlsMaterial.ts"
+import { ReadinessState } from "./Readiness.ts"
 import { errorBody, SECURITY_HEADERS } from "./responses.ts"
 import * as SidecarPaths from "./SidecarPaths.ts"
 
@@ -170,109 +171,123 @@ const notFoundUpgrade = (socket: Duplex) =>
   socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
 
 /** Effect's HttpServer over the mTLS listener; the Forwarder, when present, gets every non-sidecar path. */
-export const layer: Layer.Layer<HttpServer.HttpServer, ServeError, SidecarConfig | HttpsListener | Metrics> =
-  Layer.effect(
-    HttpServer.HttpServer,
-    Effect.gen(function* () {
-      const config = yield* SidecarConfig
-      const listener = yield* HttpsListener
-      const forwarder = yield* Effect.serviceOption(Forwarder)
-      const { server } = listener
-      const paths = SidecarPaths.make(config.pathPrefix)
-      const runFork = Effect.runForkWith(yield* Effect.context<never>())
-      const metrics = yield* Metrics
-      const observe = (route: RouteClass, response: ServerResponse) => {
-        const started = performance.now()
-        response.once("close", () => {
-          metrics.requests.inc({ route, status: response.headersSent ? response.statusCode : 0 })
-          metrics.duration.observe({ route }, (performance.now() - started) / 1000)
-        })
-      }
-
-      yield* listen(server, config.httpsPort, config.httpsHost)
-      // Last resort after the serve finalizer below has drained: nothing may keep the process alive.
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          server.close()
-          server.closeAllConnections()
-        }),
-      )
-      const bound = server.address()
-      const address =
-        bound !== null && typeof bound === "object"
-          ? Result.getOrThrow(NetAddress.inetAddressFromIpString(bound.address, bound.port))
-          : NetAddress.unixPathAddress(String(bound))
-
-      return HttpServer.make({
-        address,
-        serve: (httpApp, middleware) =>
-          Effect.gen(function* () {
-            const serveScope = yield* Effect.scope
-            const requestScope = Scope.forkUnsafe(serveScope, "parallel")
-            const handler = yield* NodeHttpServer.makeHandler(httpApp, {
-              scope: requestScope,
-              ...(middleware === undefined ? {} : { middleware }),
-            })
-            const forward = Option.getOrUndefined(forwarder)
-            const authorization = authorizer(config.allow, (fields) =>
-              runFork(Effect.logWarning("client not authorized").pipe(Effect.annotateLogs(fields))),
-            )
-            const ownsRequest = (request: IncomingMessage) =>
-              forward === undefined || paths.owns(request.url ?? "")
-
-            const onRequest = (request: IncomingMessage, response: ServerResponse) => {
-              const denied = authorization(request)
-              observe(denied !== undefined ? "denied" : ownsRequest(request) ? "sidecar" : "app", response)
-              if (denied !== undefined) {
-                const { contentType, body } = errorBody(request.headers.accept, 403, "Forbidden", denied)
-                response.writeHead(403, { ...SECURITY_HEADERS, "content-type": contentType })
-                return void response.end(body)
-              }
-              if (!ownsRequest(request)) return forward?.web(request, response)
-              // The sidecar's own responses, API included; a page may still set a stricter CSP of its own.
-              for (const [name, value] of securityHeaders) response.setHeader(name, value)
-              handler(request, response)
-            }
-            // `Expect: 100-continue`: the sidecar says continue itself, for its paths and the app's.
-            const onCheckContinue = (request: IncomingMessage, response: ServerResponse) => {
-              response.writeContinue()
-              onRequest(request, response)
-            }
-            const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-              if (authorization(request) !== undefined) {
-                return void socket.end(
-                  "HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
-                )
-              }
-              return ownsRequest(request) ? notFoundUpgrade(socket) : forward?.ws(request, socket, head)
-            }
-
-            // Runs before the request scope closes: in-flight requests finish within the grace period.
-            yield* Scope.addFinalizerExit(serveScope, () =>
-              listener.drain(config.shutdownGrace).pipe(
-                // Proxied WebSockets are closed with 1001 (going away) at once: they would not end by themselves.
-                Effect.andThen(forward === undefined ? Effect.void : forward.goAway),
-                Effect.andThen(listener.closed),
-                Effect.timeoutOrElse({
-                  duration: Duration.sum(config.shutdownGrace, Duration.millis(100)),
-                  orElse: () => Effect.void,
-                }),
-                Effect.ensuring(
-                  Effect.sync(() => {
-                    server.off("request", onRequest)
-                    server.off("checkContinue", onCheckContinue)
-                    server.off("upgrade", onUpgrade)
-                  }),
-                ),
-              ),
-            )
-            server.on("request", onRequest)
-            server.on("checkContinue", onCheckContinue)
-            server.on("upgrade", onUpgrade)
-          }),
+export const layer: Layer.Layer<
+  HttpServer.HttpServer,
+  ServeError,
+  SidecarConfig | HttpsListener | Metrics | ReadinessState
+> = Layer.effect(
+  HttpServer.HttpServer,
+  Effect.gen(function* () {
+    const config = yield* SidecarConfig
+    const listener = yield* HttpsListener
+    const forwarder = yield* Effect.serviceOption(Forwarder)
+    const { server } = listener
+    const paths = SidecarPaths.make(config.pathPrefix)
+    const runFork = Effect.runForkWith(yield* Effect.context<never>())
+    const metrics = yield* Metrics
+    const observe = (route: RouteClass, response: ServerResponse) => {
+      const started = performance.now()
+      response.once("close", () => {
+        metrics.requests.inc({ route, status: response.headersSent ? response.statusCode : 0 })
+        metrics.duration.observe({ route }, (performance.now() - started) / 1000)
       })
-    }),
-  )
+    }
+
+    yield* listen(server, config.httpsPort, config.httpsHost)
+    const readiness = yield* ReadinessState
+    yield* readiness.set(
+      Effect.gen(function* () {
+        if (yield* listener.draining) return { ready: false, reason: "draining" }
+        if (config.health?.requireApp && Option.isSome(forwarder)) {
+          const app = yield* forwarder.value.reachability
+          if (app.answering !== true) return { ready: false, reason: "app not answering" }
+        }
+        return { ready: true, reason: "ok" }
+      }),
+    )
+    // Last resort after the serve finalizer below has drained: nothing may keep the process alive.
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        server.close()
+        server.closeAllConnections()
+      }),
+    )
+    const bound = server.address()
+    const address =
+      bound !== null && typeof bound === "object"
+        ? Result.getOrThrow(NetAddress.inetAddressFromIpString(bound.address, bound.port))
+        : NetAddress.unixPathAddress(String(bound))
+
+    return HttpServer.make({
+      address,
+      serve: (httpApp, middleware) =>
+        Effect.gen(function* () {
+          const serveScope = yield* Effect.scope
+          const requestScope = Scope.forkUnsafe(serveScope, "parallel")
+          const handler = yield* NodeHttpServer.makeHandler(httpApp, {
+            scope: requestScope,
+            ...(middleware === undefined ? {} : { middleware }),
+          })
+          const forward = Option.getOrUndefined(forwarder)
+          const authorization = authorizer(config.allow, (fields) =>
+            runFork(Effect.logWarning("client not authorized").pipe(Effect.annotateLogs(fields))),
+          )
+          const ownsRequest = (request: IncomingMessage) =>
+            forward === undefined || paths.owns(request.url ?? "")
+
+          const onRequest = (request: IncomingMessage, response: ServerResponse) => {
+            const denied = authorization(request)
+            observe(denied !== undefined ? "denied" : ownsRequest(request) ? "sidecar" : "app", response)
+            if (denied !== undefined) {
+              const { contentType, body } = errorBody(request.headers.accept, 403, "Forbidden", denied)
+              response.writeHead(403, { ...SECURITY_HEADERS, "content-type": contentType })
+              return void response.end(body)
+            }
+            if (!ownsRequest(request)) return forward?.web(request, response)
+            // The sidecar's own responses, API included; a page may still set a stricter CSP of its own.
+            for (const [name, value] of securityHeaders) response.setHeader(name, value)
+            handler(request, response)
+          }
+          // `Expect: 100-continue`: the sidecar says continue itself, for its paths and the app's.
+          const onCheckContinue = (request: IncomingMessage, response: ServerResponse) => {
+            response.writeContinue()
+            onRequest(request, response)
+          }
+          const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+            if (authorization(request) !== undefined) {
+              return void socket.end(
+                "HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+              )
+            }
+            return ownsRequest(request) ? notFoundUpgrade(socket) : forward?.ws(request, socket, head)
+          }
+
+          // Runs before the request scope closes: in-flight requests finish within the grace period.
+          yield* Scope.addFinalizerExit(serveScope, () =>
+            listener.drain(config.shutdownGrace).pipe(
+              // Proxied WebSockets are closed with 1001 (going away) at once: they would not end by themselves.
+              Effect.andThen(forward === undefined ? Effect.void : forward.goAway),
+              Effect.andThen(listener.closed),
+              Effect.timeoutOrElse({
+                duration: Duration.sum(config.shutdownGrace, Duration.millis(100)),
+                orElse: () => Effect.void,
+              }),
+              Effect.ensuring(
+                Effect.sync(() => {
+                  server.off("request", onRequest)
+                  server.off("checkContinue", onCheckContinue)
+                  server.off("upgrade", onUpgrade)
+                }),
+              ),
+            ),
+          )
+          server.on("request", onRequest)
+          server.on("checkContinue", onCheckContinue)
+          server.on("upgrade", onUpgrade)
+        }),
+    })
+  }),
+)
 
 /** The Effect HTTP platform services (ETag, file responses) the router expects from a server. */
 export const layerServices = NodeHttpServer.layerHttpServices
