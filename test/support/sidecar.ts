@@ -1,10 +1,13 @@
 /** Starts the whole sidecar in-process on an ephemeral port, against a given ResourceClient layer. */
-import { Deferred, Effect, Layer, Result, type Scope } from "effect"
+import { Deferred, Effect, Exit, Layer, Result, Scope } from "effect"
 import * as HttpResourceClient from "../../src/cdh/HttpResourceClient.ts"
+import * as MemoryResourceClient from "../../src/cdh/MemoryResourceClient.ts"
 import type { ResourceClient } from "../../src/cdh/ResourceClient.ts"
 import { decode, type Env, type Settings, SidecarConfig } from "../../src/config/SidecarConfig.ts"
 import * as Sidecar from "../../src/Sidecar.ts"
-import { URIS } from "./fixtures.ts"
+import type { DevPki } from "../../src/tls/DevPki.ts"
+import { resourcesFor, URIS } from "./fixtures.ts"
+import { capture } from "./logs.ts"
 
 export const settingsFor = (env: Env): Settings => {
   const result = decode({
@@ -37,3 +40,27 @@ export const start = <E>(
 
 export const httpClient = (settings: Settings) =>
   HttpResourceClient.layer({ url: settings.cdh.url, requestTimeout: settings.cdh.requestTimeout })
+
+/**
+ * Sidecars started in-process over the in-memory CDH, for a test file: `start`
+ * returns the URL, the captured logs and the CDH's controls; `closeAll` (in
+ * afterAll) stops them all.
+ */
+export const inProcess = () => {
+  const scopes: Array<Scope.Closeable> = []
+  return {
+    start: async (pki: DevPki, env: Env = {}) => {
+      const scope = Effect.runSync(Scope.make())
+      scopes.push(scope)
+      const logs = capture()
+      const memory = MemoryResourceClient.make(resourcesFor(pki))
+      const url = await Effect.runPromise(
+        start(settingsFor(env), memory.layer).pipe(Effect.provide(logs.layer), Scope.provide(scope)),
+      )
+      return { url, logs: logs.lines, cdh: memory.controls }
+    },
+    closeAll: async () => {
+      for (const scope of scopes.splice(0)) await Effect.runPromise(Scope.close(scope, Exit.void))
+    },
+  }
+}
