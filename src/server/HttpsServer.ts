@@ -15,6 +15,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type * as Https from "node:https"
 import { createRequire } from "node:module"
+import type { Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import type { TLSSocket } from "node:tls"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -90,6 +91,11 @@ export class HttpsListener extends Context.Service<
         const context = yield* Effect.context<never>()
         const log = Effect.runForkWith(context)
         // Rejected clients never reach a request handler: this is the only trace they leave.
+        // Node destroys a socket whose certificate fails before it reports the error: remember peers early.
+        const peers = new WeakMap<object, string>()
+        server.on("connection", (socket: Socket) => {
+          peers.set(socket, socket.remoteAddress ?? "unknown")
+        })
         server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
           const reason = socket.authorizationError
             ? String(socket.authorizationError)
@@ -99,7 +105,7 @@ export class HttpsListener extends Context.Service<
             Effect.logWarning("TLS handshake rejected").pipe(
               Effect.annotateLogs({
                 reason,
-                remote: socket.remoteAddress ?? "unknown",
+                remote: socket.remoteAddress ?? peerOf(socket, peers),
               }),
             ),
           )
@@ -148,6 +154,12 @@ const listen = (server: Https.Server, port: number, host: string | undefined) =>
   })
 
 const securityHeaders = Object.entries(SECURITY_HEADERS)
+
+/** The TCP socket under a server-side TLS socket is its `_parent` (Node keeps no public accessor). */
+const peerOf = (socket: TLSSocket, peers: WeakMap<object, string>): string => {
+  const parent = (socket as TLSSocket & { readonly _parent?: object })._parent
+  return (parent && peers.get(parent)) ?? peers.get(socket) ?? "unknown"
+}
 
 /**
  * The allow-lists beyond the CA, decided once per TLS connection (its
@@ -250,7 +262,8 @@ export const layer: Layer.Layer<
           }
           // `Expect: 100-continue`: the sidecar says continue itself, for its paths and the app's.
           const onCheckContinue = (request: IncomingMessage, response: ServerResponse) => {
-            response.writeContinue()
+            // A denied client is answered 403 at once, not invited to send its body.
+            if (authorization(request) === undefined) response.writeContinue()
             onRequest(request, response)
           }
           const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {

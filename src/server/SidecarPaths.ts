@@ -24,7 +24,8 @@ export const make = (prefix: string): SidecarPaths => {
   const status = `${prefix}/api/status` as Path
   const attestation = `${prefix}/api/attestation` as Path
   const openapi = `${prefix}/api/openapi.json` as Path
-  const metrics = `${prefix}/metrics` as Path
+  // Under /api/: a bare /metrics would shadow the many apps that serve their own.
+  const metrics = `${prefix}/api/metrics` as Path
   const owned = new Set<string>([dashboard, status, attestation, openapi, metrics])
   return {
     dashboard,
