@@ -6,6 +6,8 @@
  * Environment variables override the defaults below, as in production.
  * `DEMO_APP=1` also starts a demo application and forwards to it.
  */
+import { spawnSync } from "node:child_process"
+import { existsSync } from "node:fs"
 import * as path from "node:path"
 import { Console } from "effect"
 import * as MemoryResourceClient from "./cdh/MemoryResourceClient.ts"
@@ -16,6 +18,30 @@ import { loadOrCreateDevPki } from "./tls/DevPki.ts"
 
 const dir = path.resolve(process.env.DEV_PKI_DIR ?? ".dev")
 const pki = await loadOrCreateDevPki(dir)
+
+/** The client certificate as kubectl-coco ships it for browsers: PKCS#12, empty password. */
+const p12 = path.join(dir, "client.p12")
+if (pki.created || !existsSync(p12)) {
+  const made = spawnSync(
+    "openssl",
+    [
+      "pkcs12",
+      "-export",
+      "-in",
+      "client-cert.pem",
+      "-inkey",
+      "client-key.pem",
+      "-out",
+      "client.p12",
+      "-passout",
+      "pass:",
+      "-name",
+      "coco mTLS client",
+    ],
+    { cwd: dir, stdio: "ignore" },
+  )
+  if (made.status !== 0) console.warn("openssl not available: no .dev/client.p12 for browsers")
+}
 
 const resources = {
   "default/sidecar-tls-dev/server-cert": pki.server.certPem,
@@ -54,7 +80,7 @@ run({
         `dev PKI ${pki.created ? "created" : "reused"} in ${dir}`,
         "try:",
         `  curl --cacert ${file("ca-cert.pem")} --cert ${file("client-cert.pem")} --key ${file("client-key.pem")} ${url}/api/status`,
-        `browser: import ${path.join(dir, "client-cert.pem")} + key as a client certificate, then open ${url}/dashboard`,
+        `browser: import ${p12} (empty password) as a client certificate, then open ${url}/dashboard`,
         ...(demoPort === undefined ? [] : [`demo app on 127.0.0.1:${demoPort}, forwarded at ${url}/`]),
         "",
       ].join("\n"),
