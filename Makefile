@@ -39,6 +39,7 @@ fmt: deps
 
 lint: deps
 	biome check .
+	node scripts/lint-dockerfile.ts
 
 typecheck: deps
 	tsc --noEmit -p tsconfig.json
@@ -48,9 +49,10 @@ check: lint typecheck test
 clean:
 	rm -rf dist node_modules .tools .dev test-results
 
-docker-build:
-	@if [ ! -f Dockerfile ]; then echo "docker-build: no Dockerfile yet (it comes with the shipping issue)" >&2; exit 2; fi
-	docker build --platform $(PLATFORM) -t $(IMAGE):$(TAG) .
+# BuildKit is required (the Dockerfile uses RUN --mount and $BUILDPLATFORM). Multi-arch:
+# make docker-build PLATFORM=linux/amd64,linux/arm64 with a buildx builder (then push with buildx --push).
+docker-build: node
+	docker build --platform $(PLATFORM) --build-arg VERSION=$$(node -p 'require("./package.json").version') -t $(IMAGE):$(TAG) .
 
 docker-push: docker-build
 	docker push $(IMAGE):$(TAG)
