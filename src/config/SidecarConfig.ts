@@ -175,6 +175,10 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     }
     return parsed.success
   }
+  const withDefault = <A>(
+    name: Variable & keyof typeof DEFAULTS,
+    parse: (s: string) => Result.Result<A, string>,
+  ) => field(name, parse, DEFAULTS[name])
   const optional = <A>(name: Variable, parse: (s: string) => Result.Result<A, string>) =>
     get(name) === undefined ? undefined : field(name, parse)
   const resource = (s: string) => Result.mapError(ResourceUri.parse(s), (e) => e.reason)
@@ -183,8 +187,8 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
   const tlsCertUri = field("TLS_CERT_URI", resource)
   const tlsKeyUri = field("TLS_KEY_URI", resource)
   const clientCaUri = field("CLIENT_CA_URI", resource)
-  const attestationStatusUri = field("ATTESTATION_STATUS_URI", resource, DEFAULTS.ATTESTATION_STATUS_URI)
-  const httpsPort = field("HTTPS_PORT", Parse.port, DEFAULTS.HTTPS_PORT)
+  const attestationStatusUri = withDefault("ATTESTATION_STATUS_URI", resource)
+  const httpsPort = withDefault("HTTPS_PORT", Parse.port)
   const httpsHost = optional("HTTPS_HOST", Parse.host)
   const forwardPort = optional("FORWARD_PORT", Parse.port)
   if (forwardPort !== undefined && forwardPort === httpsPort) {
@@ -194,38 +198,22 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
       reason: "must differ from HTTPS_PORT",
     })
   }
-  const connectTimeout = field(
-    "FORWARD_CONNECT_TIMEOUT",
-    Parse.positiveDuration,
-    DEFAULTS.FORWARD_CONNECT_TIMEOUT,
-  )
-  const responseTimeout = field(
-    "FORWARD_RESPONSE_TIMEOUT",
-    Parse.positiveDuration,
-    DEFAULTS.FORWARD_RESPONSE_TIMEOUT,
-  )
+  const connectTimeout = withDefault("FORWARD_CONNECT_TIMEOUT", Parse.positiveDuration)
+  const responseTimeout = withDefault("FORWARD_RESPONSE_TIMEOUT", Parse.positiveDuration)
   const pathPrefix = optional("SIDECAR_PATH_PREFIX", Parse.pathPrefix) ?? ""
-  const podName = field("POD_NAME", text, DEFAULTS.POD_NAME)
-  const podNamespace = field("POD_NAMESPACE", text, DEFAULTS.POD_NAMESPACE)
-  const url = field("CDH_URL", Parse.httpBaseUrl, DEFAULTS.CDH_URL)
-  const requestTimeout = field("CDH_REQUEST_TIMEOUT", Parse.positiveDuration, DEFAULTS.CDH_REQUEST_TIMEOUT)
-  const startupTimeout = field("CDH_STARTUP_TIMEOUT", Parse.positiveDuration, DEFAULTS.CDH_STARTUP_TIMEOUT)
-  const retryBase = field("CDH_RETRY_BASE", Parse.positiveDuration, DEFAULTS.CDH_RETRY_BASE)
-  const retryMax = field("CDH_RETRY_MAX", Parse.positiveDuration, DEFAULTS.CDH_RETRY_MAX)
-  const shutdownGrace = field("SHUTDOWN_GRACE_PERIOD", Parse.duration, DEFAULTS.SHUTDOWN_GRACE_PERIOD)
-  const tlsRefreshInterval = field(
-    "TLS_REFRESH_INTERVAL",
-    Parse.positiveDuration,
-    DEFAULTS.TLS_REFRESH_INTERVAL,
-  )
-  const maxHeaderSize = field("MAX_HEADER_SIZE", Parse.intBetween(1024, 1_048_576), DEFAULTS.MAX_HEADER_SIZE)
-  const headersTimeout = field("HEADERS_TIMEOUT", Parse.positiveDuration, DEFAULTS.HEADERS_TIMEOUT)
-  const handshakeTimeout = field(
-    "TLS_HANDSHAKE_TIMEOUT",
-    Parse.positiveDuration,
-    DEFAULTS.TLS_HANDSHAKE_TIMEOUT,
-  )
-  const maxConnections = field("MAX_CONNECTIONS", Parse.intBetween(1, 1_000_000), DEFAULTS.MAX_CONNECTIONS)
+  const podName = withDefault("POD_NAME", text)
+  const podNamespace = withDefault("POD_NAMESPACE", text)
+  const url = withDefault("CDH_URL", Parse.httpBaseUrl)
+  const requestTimeout = withDefault("CDH_REQUEST_TIMEOUT", Parse.positiveDuration)
+  const startupTimeout = withDefault("CDH_STARTUP_TIMEOUT", Parse.positiveDuration)
+  const retryBase = withDefault("CDH_RETRY_BASE", Parse.positiveDuration)
+  const retryMax = withDefault("CDH_RETRY_MAX", Parse.positiveDuration)
+  const shutdownGrace = withDefault("SHUTDOWN_GRACE_PERIOD", Parse.duration)
+  const tlsRefreshInterval = withDefault("TLS_REFRESH_INTERVAL", Parse.positiveDuration)
+  const maxHeaderSize = withDefault("MAX_HEADER_SIZE", Parse.intBetween(1024, 1_048_576))
+  const headersTimeout = withDefault("HEADERS_TIMEOUT", Parse.positiveDuration)
+  const handshakeTimeout = withDefault("TLS_HANDSHAKE_TIMEOUT", Parse.positiveDuration)
+  const maxConnections = withDefault("MAX_CONNECTIONS", Parse.intBetween(1, 1_000_000))
   const healthPort = optional("HEALTH_PORT", Parse.port)
   const healthHost = optional("HEALTH_HOST", Parse.host)
   const requireApp = field("READY_REQUIRES_APP", Parse.boolean, "false")
@@ -244,19 +232,11 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
   const allowed = parseRules(allowEnv)
   if (Result.isFailure(allowed)) problems.push(allowed.failure)
   const allow = Result.isSuccess(allowed) ? allowed.success : NO_RULES
-  const attestationInterval = field(
-    "ATTESTATION_CHECK_INTERVAL",
-    Parse.positiveDuration,
-    DEFAULTS.ATTESTATION_CHECK_INTERVAL,
-  )
-  const dashboardRefresh = field(
-    "DASHBOARD_REFRESH_INTERVAL",
-    Parse.positiveDuration,
-    DEFAULTS.DASHBOARD_REFRESH_INTERVAL,
-  )
+  const attestationInterval = withDefault("ATTESTATION_CHECK_INTERVAL", Parse.positiveDuration)
+  const dashboardRefresh = withDefault("DASHBOARD_REFRESH_INTERVAL", Parse.positiveDuration)
   const envAllowlist = optional("ENV_ALLOWLIST", parseAllowlist) ?? []
-  const logLevel = field("LOG_LEVEL", Parse.logLevel, DEFAULTS.LOG_LEVEL)
-  const logFormat = field("LOG_FORMAT", Parse.oneOf(["json", "logfmt"] as const), DEFAULTS.LOG_FORMAT)
+  const logLevel = withDefault("LOG_LEVEL", Parse.logLevel)
+  const logFormat = withDefault("LOG_FORMAT", Parse.oneOf(["json", "logfmt"] as const))
 
   if (
     problems.length > 0 ||
