@@ -79,7 +79,7 @@ run({
         "",
         `dev PKI ${pki.created ? "created" : "reused"} in ${dir}`,
         "try:",
-        `  curl --cacert ${file("ca-cert.pem")} --cert ${file("client-cert.pem")} --key ${file("client-key.pem")} ${url}/api/status`,
+        `  curl -sS --cacert ${file("ca-cert.pem")} --cert ${file("client-cert.pem")} --key ${file("client-key.pem")} ${url}/api/status`,
         `browser: import ${p12} (empty password) as a client certificate, then open ${url}/dashboard`,
         ...(demoPort === undefined ? [] : [`demo app on 127.0.0.1:${demoPort}, forwarded at ${url}/`]),
         "",
