@@ -8,7 +8,7 @@ IMAGE ?= quay.io/confidential-devhub/coco-secure-access
 TAG ?= latest
 PLATFORM ?= linux/amd64
 
-.PHONY: all node deps build test run fmt lint typecheck check clean docker-build docker-push
+.PHONY: all node deps build test run bench fmt lint typecheck check clean docker-build docker-push
 
 all: build
 
@@ -33,6 +33,10 @@ test: deps
 # DEMO_APP=1 also starts a demo application and forwards to it.
 run: deps
 	DEMO_APP=$(DEMO_APP) node src/dev.ts
+
+# Not part of `make test`: about 2 minutes of load on 2 cores. BENCH_ARGS=--write updates docs/PERFORMANCE.md.
+bench: deps
+	node scripts/bench.ts $(BENCH_ARGS)
 
 fmt: deps
 	biome check --write .

@@ -1,0 +1,318 @@
+/**
+ * The load generator: one scenario against one target, in its own process so that it never
+ * shares an event loop with the sidecar or the backend.
+ *
+ *   node scripts/bench/load.ts '<LoadJob as JSON>'
+ *
+ * Prints one LoadResult as JSON on stdout. HTTP goes through undici (keep-alive pools), new
+ * connections through raw `net`/`tls` sockets (no client-side HTTP machinery, no TLS session
+ * resumption: every TLS connection is a full handshake with the client certificate), WebSockets
+ * through `ws`.
+ */
+import { readFileSync } from "node:fs"
+import * as net from "node:net"
+import { createHistogram, type RecordableHistogram } from "node:perf_hooks"
+import * as tls from "node:tls"
+import { Pool } from "undici"
+import WebSocket from "ws"
+import {
+  downloadPath,
+  type LoadJob,
+  type LoadResult,
+  payload,
+  type RateResult,
+  type Scenario,
+  SMALL_BODY,
+  SMALL_PATH,
+  sha256,
+  type Target,
+  type TransferResult,
+  type UploadAnswer,
+  uploadPath,
+  WS_PATH,
+} from "./shared.ts"
+
+interface TlsFiles {
+  readonly ca: Buffer
+  readonly cert: Buffer
+  readonly key: Buffer
+}
+
+const tlsFiles = (target: Target): TlsFiles | undefined =>
+  target.kind === "tls"
+    ? {
+        ca: readFileSync(target.caFile),
+        cert: readFileSync(target.certFile),
+        key: readFileSync(target.keyFile),
+      }
+    : undefined
+
+const tlsClientOptions = (files: TlsFiles) => ({
+  ...files,
+  servername: "localhost",
+  minVersion: "TLSv1.3" as const,
+})
+
+const origin = (target: Target): string =>
+  `${target.kind === "tls" ? "https" : "http"}://127.0.0.1:${target.port}`
+
+const pool = (target: Target, connections: number): Pool => {
+  const files = tlsFiles(target)
+  return new Pool(origin(target), {
+    connections,
+    pipelining: 1,
+    ...(files ? { connect: { ...tlsClientOptions(files), maxCachedSessions: 0 } } : {}),
+  })
+}
+
+/** Tells the orchestrator (when forked) that the measured window starts or ends, so it can meter CPU. */
+const signal = (window: "start" | "end"): void => {
+  process.send?.({ window })
+}
+
+const histogram = (): RecordableHistogram => createHistogram({ lowest: 1, highest: 600e9, figures: 3 })
+const recordMs = (h: RecordableHistogram, ms: number): void => h.record(Math.max(1, Math.round(ms * 1e6)))
+const percentileMs = (h: RecordableHistogram, p: number): number => (h.count > 0 ? h.percentile(p) / 1e6 : 0)
+
+/**
+ * Runs `workers` loops of `once` until warm-up + duration have passed; counts and times the
+ * operations that started after the warm-up and ended within the window.
+ */
+const timedLoops = async (
+  kind: RateResult["kind"],
+  workers: number,
+  warmupMs: number,
+  durationMs: number,
+  once: (worker: number) => Promise<boolean>,
+): Promise<RateResult> => {
+  const h = histogram()
+  const start = performance.now()
+  const measureFrom = start + warmupMs
+  const end = measureFrom + durationMs
+  let count = 0
+  let errors = 0
+  const timeline: Array<number> = []
+  let cpuAtWindow: NodeJS.CpuUsage | undefined
+  const windowTimer = setTimeout(() => {
+    cpuAtWindow = process.cpuUsage()
+    signal("start")
+  }, warmupMs)
+  let ended = false
+  const finish = (): void => {
+    if (!ended) signal("end")
+    ended = true
+  }
+  const endTimer = setTimeout(finish, warmupMs + durationMs)
+  const loop = async (worker: number): Promise<void> => {
+    while (performance.now() < end) {
+      const t0 = performance.now()
+      let ok = false
+      try {
+        ok = await once(worker)
+      } catch {
+        ok = false
+      }
+      const t1 = performance.now()
+      if (t0 < measureFrom || t1 > end) continue
+      if (ok) {
+        count++
+        const second = Math.floor((t1 - measureFrom) / 1000)
+        timeline[second] = (timeline[second] ?? 0) + 1
+        recordMs(h, t1 - t0)
+      } else {
+        errors++
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: workers }, (_, i) => loop(i)))
+  clearTimeout(windowTimer)
+  clearTimeout(endTimer)
+  finish()
+  const cpu = process.cpuUsage(cpuAtWindow)
+  const seconds = durationMs / 1000
+  return {
+    kind,
+    count,
+    seconds,
+    perSecond: count / seconds,
+    p50Ms: percentileMs(h, 50),
+    p99Ms: percentileMs(h, 99),
+    errors,
+    loadCpuPercent: ((cpu.user + cpu.system) / 1e6 / seconds) * 100,
+    timeline,
+  }
+}
+
+const small = async (target: Target, s: Extract<Scenario, { kind: "small" }>): Promise<RateResult> => {
+  const p = pool(target, s.connections)
+  const result = await timedLoops("small", s.connections, s.warmupMs, s.durationMs, async () => {
+    const { statusCode, body } = await p.request({ path: SMALL_PATH, method: "GET" })
+    const text = await body.text()
+    return statusCode === 200 && text === SMALL_BODY
+  })
+  await p.destroy()
+  return result
+}
+
+const REQUEST_CLOSE = Buffer.from(
+  `GET ${SMALL_PATH} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`,
+)
+
+/** One request on a new connection, read until the server closes it; true for a 200. */
+const oneConnection = (target: Target, secureContext: tls.SecureContext | undefined): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket: net.Socket = secureContext
+      ? tls.connect({ host: "127.0.0.1", port: target.port, servername: "localhost", secureContext })
+      : net.connect({ host: "127.0.0.1", port: target.port })
+    let head = ""
+    socket.once(secureContext ? "secureConnect" : "connect", () => socket.write(REQUEST_CLOSE))
+    socket.on("data", (chunk: Buffer) => {
+      if (head.length < 12) head += chunk.toString("latin1", 0, 12)
+    })
+    socket.on("error", () => {})
+    socket.once("close", () => resolve(head.startsWith("HTTP/1.1 200")))
+  })
+
+const handshake = (target: Target, s: Extract<Scenario, { kind: "handshake" }>): Promise<RateResult> => {
+  const files = tlsFiles(target)
+  // Parsed once: the client's own per-connection cost stays that of the handshake.
+  const secureContext = files ? tls.createSecureContext(tlsClientOptions(files)) : undefined
+  return timedLoops("handshake", s.concurrency, s.warmupMs, s.durationMs, () =>
+    oneConnection(target, secureContext),
+  )
+}
+
+const transfer = async (
+  target: Target,
+  s: Extract<Scenario, { kind: "transfer" }>,
+): Promise<TransferResult> => {
+  const p = pool(target, 1)
+  const upBody = payload(s.uploadBytes)
+  const cpuStart = process.cpuUsage()
+  const wallStart = performance.now()
+  let errors = 0
+
+  const download = async (verify: boolean): Promise<boolean> => {
+    const { statusCode, body } = await p.request({ path: downloadPath(s.downloadBytes), method: "GET" })
+    const chunks: Array<Buffer> = []
+    let bytes = 0
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      bytes += chunk.length
+      if (verify) chunks.push(chunk)
+    }
+    if (verify)
+      return statusCode === 200 && sha256(Buffer.concat(chunks)) === sha256(payload(s.downloadBytes))
+    return statusCode === 200 && bytes === s.downloadBytes
+  }
+
+  const upload = async (verify: boolean): Promise<boolean> => {
+    const { statusCode, body } = await p.request({
+      path: uploadPath(verify),
+      method: "POST",
+      headers: { "content-type": "application/octet-stream" },
+      body: upBody,
+    })
+    const answer = (await body.json()) as UploadAnswer
+    return (
+      statusCode === 200 && answer.bytes === s.uploadBytes && (!verify || answer.sha256 === sha256(upBody))
+    )
+  }
+
+  const repeat = async (once: () => Promise<boolean>, bytes: number) => {
+    let done = 0
+    let seconds = 0
+    while (done < s.maxRepetitions && (seconds * 1000 < s.budgetMs || done === 0)) {
+      const t0 = performance.now()
+      const ok = await once()
+      seconds += (performance.now() - t0) / 1000
+      if (ok) done++
+      else errors++
+      if (errors > 3) break
+    }
+    return { done, mbps: seconds > 0 ? (done * bytes) / 1e6 / seconds : 0 }
+  }
+
+  const verified = (await download(true)) && (await upload(true))
+  signal("start")
+  const down = await repeat(() => download(false), s.downloadBytes)
+  const up = await repeat(() => upload(false), s.uploadBytes)
+  signal("end")
+  const cpu = process.cpuUsage(cpuStart)
+  const wallSeconds = (performance.now() - wallStart) / 1000
+  await p.destroy()
+  return {
+    kind: "transfer",
+    downloadMBps: down.mbps,
+    uploadMBps: up.mbps,
+    downloads: down.done,
+    uploads: up.done,
+    verified,
+    errors,
+    loadCpuPercent: ((cpu.user + cpu.system) / 1e6 / wallSeconds) * 100,
+  }
+}
+
+const openSocket = (target: Target, files: TlsFiles | undefined): Promise<WebSocket> =>
+  new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${target.kind === "tls" ? "wss" : "ws"}://127.0.0.1:${target.port}${WS_PATH}`, {
+      perMessageDeflate: false,
+      ...(files ? tlsClientOptions(files) : {}),
+    })
+    ws.once("open", () => resolve(ws))
+    ws.once("error", reject)
+  })
+
+const websockets = async (target: Target, s: Extract<Scenario, { kind: "ws" }>): Promise<RateResult> => {
+  const files = tlsFiles(target)
+  const sockets = await Promise.all(Array.from({ length: s.sockets }, () => openSocket(target, files)))
+  const message = payload(s.messageBytes)
+  const waiting: Array<((ok: boolean) => void) | undefined> = sockets.map(() => undefined)
+  sockets.forEach((ws, i) => {
+    ws.on("message", (data: WebSocket.RawData) => {
+      const resolve = waiting[i]
+      waiting[i] = undefined
+      resolve?.(Buffer.isBuffer(data) && data.length === message.length)
+    })
+    ws.on("close", () => {
+      const resolve = waiting[i]
+      waiting[i] = undefined
+      resolve?.(false)
+    })
+  })
+  const result = await timedLoops(
+    "ws",
+    s.sockets,
+    s.warmupMs,
+    s.durationMs,
+    (i) =>
+      new Promise<boolean>((resolve) => {
+        const ws = sockets[i]
+        if (ws === undefined || ws.readyState !== WebSocket.OPEN) return resolve(false)
+        waiting[i] = resolve
+        ws.send(message, { binary: true })
+      }),
+  )
+  for (const ws of sockets) ws.terminate()
+  return result
+}
+
+const run = (job: LoadJob): Promise<LoadResult> => {
+  switch (job.scenario.kind) {
+    case "small":
+      return small(job.target, job.scenario)
+    case "handshake":
+      return handshake(job.target, job.scenario)
+    case "transfer":
+      return transfer(job.target, job.scenario)
+    case "ws":
+      return websockets(job.target, job.scenario)
+  }
+}
+
+const job = JSON.parse(process.argv[2] ?? "") as LoadJob
+const result = await run(job)
+if (process.send) process.send({ result }, () => process.exit(0))
+else {
+  process.stdout.write(`${JSON.stringify(result)}\n`)
+  process.exit(0)
+}
