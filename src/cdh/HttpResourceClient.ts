@@ -47,72 +47,51 @@ const describeTransport = (error: unknown): string => {
 
 export const make = Effect.fnUntraced(function* (options: Options) {
   const http = yield* HttpClient.HttpClient
-  const get = (resource: ResourceUri.ResourceUri): Effect.Effect<Uint8Array, FetchError> => {
-    const url = ResourceUri.cdhUrl(options.url, resource)
-    return Effect.gen(function* () {
-      const response = yield* http.execute(HttpClientRequest.get(url))
-      const body = new Uint8Array(yield* response.arrayBuffer)
-      if (response.status !== 200) {
-        return yield* new CdhHttpError({
-          uri: resource.uri,
-          url,
-          status: response.status,
-          body: excerpt(body),
-        })
-      }
-      return body
-    }).pipe(
+  /** One GET: the status and body, with transport failures and timeouts as CdhUnreachable. */
+  const fetch = (uri: string, url: string) =>
+    http.execute(HttpClientRequest.get(url)).pipe(
+      Effect.flatMap((response) =>
+        response.arrayBuffer.pipe(
+          Effect.map((buffer) => ({ status: response.status, body: new Uint8Array(buffer) })),
+        ),
+      ),
       Effect.catchTag("HttpClientError", (error) =>
-        Effect.fail(new CdhUnreachable({ uri: resource.uri, url, reason: describeTransport(error.reason) })),
+        Effect.fail(new CdhUnreachable({ uri, url, reason: describeTransport(error.reason) })),
       ),
       Effect.timeoutOrElse({
         duration: options.requestTimeout,
         orElse: () =>
           Effect.fail(
             new CdhUnreachable({
-              uri: resource.uri,
+              uri,
               url,
               reason: `no answer within ${Duration.format(options.requestTimeout)}`,
             }),
           ),
       }),
     )
+  const failed = (uri: string, url: string, status: number, body: Uint8Array) =>
+    Effect.fail(new CdhHttpError({ uri, url, status, body: excerpt(body) }))
+
+  const get = (resource: ResourceUri.ResourceUri): Effect.Effect<Uint8Array, FetchError> => {
+    const url = ResourceUri.cdhUrl(options.url, resource)
+    return Effect.flatMap(fetch(resource.uri, url), ({ status, body }) =>
+      status === 200 ? Effect.succeed(body) : failed(resource.uri, url, status, body),
+    )
   }
+
   const infoUrl = `${options.url}/info`
-  const info: Effect.Effect<CdhInfo | undefined, FetchError> = Effect.gen(function* () {
-    const response = yield* http.execute(HttpClientRequest.get(infoUrl))
-    const body = new Uint8Array(yield* response.arrayBuffer)
-    if (response.status === 404) return undefined
-    if (response.status !== 200) {
-      return yield* new CdhHttpError({
-        uri: "/info",
-        url: infoUrl,
-        status: response.status,
-        body: excerpt(body),
-      })
-    }
-    try {
-      return parseInfo(JSON.parse(new TextDecoder().decode(body)))
-    } catch {
-      return undefined
-    }
-  }).pipe(
-    Effect.catchTag("HttpClientError", (error) =>
-      Effect.fail(
-        new CdhUnreachable({ uri: "/info", url: infoUrl, reason: describeTransport(error.reason) }),
-      ),
-    ),
-    Effect.timeoutOrElse({
-      duration: options.requestTimeout,
-      orElse: () =>
-        Effect.fail(
-          new CdhUnreachable({
-            uri: "/info",
-            url: infoUrl,
-            reason: `no answer within ${Duration.format(options.requestTimeout)}`,
-          }),
-        ),
-    }),
+  const info: Effect.Effect<CdhInfo | undefined, FetchError> = Effect.flatMap(
+    fetch("/info", infoUrl),
+    ({ status, body }) => {
+      if (status === 404) return Effect.succeed(undefined)
+      if (status !== 200) return failed("/info", infoUrl, status, body)
+      try {
+        return Effect.succeed(parseInfo(JSON.parse(new TextDecoder().decode(body))))
+      } catch {
+        return Effect.succeed(undefined)
+      }
+    },
   )
   return ResourceClient.of({ get, info, source: options.url })
 })

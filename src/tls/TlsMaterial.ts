@@ -206,30 +206,24 @@ const logLoaded = (message: string, material: Material) =>
     }),
   )
 
-/** One attempt at each resource, for refreshes: the next interval is the retry. */
-const fetchOnce = (config: Settings, client: ResourceClient["Service"]) =>
+/** The three resources, fetched with `fetch`, then validated as of now. */
+const fetchAll = <E, R>(config: Settings, fetch: (uri: ResourceUri) => Effect.Effect<Uint8Array, E, R>) =>
   Effect.gen(function* () {
-    const fetch = (uri: ResourceUri) => client.get(uri).pipe(Effect.map((bytes) => ({ uri: uri.uri, bytes })))
+    const tagged = (uri: ResourceUri) => fetch(uri).pipe(Effect.map((bytes) => ({ uri: uri.uri, bytes })))
     const [cert, key, ca] = yield* Effect.all(
-      [fetch(config.tlsCertUri), fetch(config.tlsKeyUri), fetch(config.clientCaUri)],
+      [tagged(config.tlsCertUri), tagged(config.tlsKeyUri), tagged(config.clientCaUri)],
       { concurrency: "unbounded" },
     )
     const now = new Date(yield* Clock.currentTimeMillis)
     return yield* Effect.fromResult(validate({ cert, key, ca }, now))
   })
 
+/** One attempt at each resource, for refreshes: the next interval is the retry. */
+const fetchOnce = (config: Settings, client: ResourceClient["Service"]) => fetchAll(config, client.get)
+
 /** Fetch the three resources (retrying per config) and validate them. */
 export const load = Effect.gen(function* () {
   const config = yield* SidecarConfig
   const policy = { base: config.cdh.retryBase, max: config.cdh.retryMax, budget: config.cdh.startupTimeout }
-  const fetch = (uri: ResourceUri) =>
-    fetchRetrying(uri, policy).pipe(Effect.map((bytes) => ({ uri: uri.uri, bytes })))
-  const [cert, key, ca] = yield* Effect.all(
-    [fetch(config.tlsCertUri), fetch(config.tlsKeyUri), fetch(config.clientCaUri)],
-    {
-      concurrency: "unbounded",
-    },
-  )
-  const now = new Date(yield* Clock.currentTimeMillis)
-  return yield* Effect.fromResult(validate({ cert, key, ca }, now))
+  return yield* fetchAll(config, (uri) => fetchRetrying(uri, policy))
 }).pipe(Effect.withSpan("TlsMaterial.load"))

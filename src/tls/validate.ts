@@ -10,7 +10,6 @@ import {
   InvalidPem,
   KeyMismatch,
   NotACaCertificate,
-  type TlsMaterialError,
 } from "./errors.ts"
 
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
@@ -156,5 +155,3 @@ export const checkClientCas = (
 }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
-
-export type { TlsMaterialError }

@@ -5,16 +5,15 @@
  * is refused, nothing of it reaches the application, and a warning names the reason.
  */
 import * as tls from "node:tls"
-import { Effect, Exit, Result, Scope } from "effect"
+import { Result } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import * as MemoryResourceClient from "../../src/cdh/MemoryResourceClient.ts"
 import { decode, type Env } from "../../src/config/SidecarConfig.ts"
 import { type Issued, issue } from "../../src/tls/DevPki.ts"
 import { type Backend, startBackend } from "../support/backend.ts"
-import { type Fixtures, makeFixtures, resourcesFor, URIS } from "../support/fixtures.ts"
+import { type Fixtures, makeFixtures, URIS } from "../support/fixtures.ts"
 import { get, refusal } from "../support/https.ts"
-import { type CapturedLog, capture } from "../support/logs.ts"
-import { settingsFor, start } from "../support/sidecar.ts"
+import type { CapturedLog } from "../support/logs.ts"
+import { inProcess } from "../support/sidecar.ts"
 import { openWebSocket } from "../support/tlsClient.ts"
 
 type Who = "developer" | "mallory" | "a.example.com" | "example.com" | "a.b.example.com"
@@ -30,7 +29,7 @@ const CN: Record<Who, string> = {
 let pki: Fixtures
 let backend: Backend
 let certs: Record<Who, Issued>
-const scopes: Array<Scope.Closeable> = []
+const sidecars = inProcess()
 
 beforeAll(async () => {
   pki = await makeFixtures()
@@ -50,7 +49,7 @@ beforeAll(async () => {
   }
 })
 afterAll(async () => {
-  for (const scope of scopes) await Effect.runPromise(Scope.close(scope, Exit.void))
+  await sidecars.closeAll()
   await backend.close()
 })
 
@@ -65,19 +64,7 @@ const sidecar = (env: Env): Promise<Running> => {
   const key = JSON.stringify(env)
   const existing = running.get(key)
   if (existing !== undefined) return existing
-  const started = (async () => {
-    const scope = Effect.runSync(Scope.make())
-    scopes.push(scope)
-    const logs = capture()
-    const settings = settingsFor({ FORWARD_PORT: String(backend.port), ...env })
-    const url = await Effect.runPromise(
-      start(settings, MemoryResourceClient.layer(resourcesFor(pki))).pipe(
-        Effect.provide(logs.layer),
-        Scope.provide(scope),
-      ),
-    )
-    return { url, logs: logs.lines }
-  })()
+  const started = sidecars.start(pki, { FORWARD_PORT: String(backend.port), ...env })
   running.set(key, started)
   return started
 }

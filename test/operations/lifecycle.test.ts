@@ -125,9 +125,9 @@ describe("drain on SIGTERM", () => {
     running.child.kill("SIGTERM")
     await running.waitFor("shutting down: draining in-flight requests")
     expect(await closed).toBe(1001)
-    const readiness = await probe(healthPort, "/readyz").catch(() => undefined)
-    // Either still draining (503) or already gone: never "ok" once the drain started.
-    if (readiness !== undefined) expect([readiness.status, readiness.body]).toEqual([503, "draining\n"])
+    // The probe listener closes last, so it is still there to say why the pod is not ready.
+    const readiness = await probe(healthPort, "/readyz")
+    expect([readiness.status, readiness.body]).toEqual([503, "draining\n"])
     expect(await transfer).toBe(expectedDownloadSha256(size))
     const { code } = await running.exit
     expect(code).toBe(0)

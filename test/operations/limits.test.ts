@@ -7,19 +7,17 @@
  */
 import * as net from "node:net"
 import * as tls from "node:tls"
-import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import * as MemoryResourceClient from "../../src/cdh/MemoryResourceClient.ts"
 import type { Env } from "../../src/config/SidecarConfig.ts"
 import { type Backend, startBackend } from "../support/backend.ts"
-import { type Fixtures, makeFixtures, resourcesFor } from "../support/fixtures.ts"
+import { type Fixtures, makeFixtures } from "../support/fixtures.ts"
 import { get } from "../support/https.ts"
-import { type CapturedLog, capture } from "../support/logs.ts"
-import { settingsFor, start } from "../support/sidecar.ts"
+import type { CapturedLog } from "../support/logs.ts"
+import { inProcess } from "../support/sidecar.ts"
 
 let pki: Fixtures
 let backend: Backend
-const scopes: Array<Scope.Closeable> = []
+const sidecars = inProcess()
 const sockets: Array<net.Socket> = []
 
 beforeAll(async () => {
@@ -28,23 +26,11 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   for (const socket of sockets) socket.destroy()
-  for (const scope of scopes) await Effect.runPromise(Scope.close(scope, Exit.void))
+  await sidecars.closeAll()
   await backend.close()
 })
 
-const sidecar = async (env: Env) => {
-  const scope = Effect.runSync(Scope.make())
-  scopes.push(scope)
-  const logs = capture()
-  const settings = settingsFor({ FORWARD_PORT: String(backend.port), ...env })
-  const url = await Effect.runPromise(
-    start(settings, MemoryResourceClient.layer(resourcesFor(pki))).pipe(
-      Effect.provide(logs.layer),
-      Scope.provide(scope),
-    ),
-  )
-  return { url, logs: logs.lines }
-}
+const sidecar = (env: Env) => sidecars.start(pki, { FORWARD_PORT: String(backend.port), ...env })
 
 const client = () => ({ cert: pki.client.certPem, key: pki.client.keyPem, ca: pki.ca.certPem })
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

@@ -11,17 +11,14 @@
 import { X509Certificate } from "node:crypto"
 import * as https from "node:https"
 import { createRequire } from "node:module"
-import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import * as MemoryResourceClient from "../../src/cdh/MemoryResourceClient.ts"
 import type { Env } from "../../src/config/SidecarConfig.ts"
 import * as SidecarPaths from "../../src/server/SidecarPaths.ts"
 import { issue } from "../../src/tls/DevPki.ts"
 import { type Backend, startBackend } from "../support/backend.ts"
-import { type Fixtures, makeFixtures, resourcesFor } from "../support/fixtures.ts"
+import { type Fixtures, makeFixtures } from "../support/fixtures.ts"
 import { type ClientTls, get, refusal } from "../support/https.ts"
-import { capture } from "../support/logs.ts"
-import { settingsFor, start } from "../support/sidecar.ts"
+import { inProcess } from "../support/sidecar.ts"
 import { openWebSocket } from "../support/tlsClient.ts"
 
 // ---------------------------------------------------------------------------------------------------------
@@ -147,29 +144,19 @@ const parseScrape = (text: string): Scrape => {
 
 let pki: Fixtures
 let backend: Backend
-const scopes: Array<Scope.Closeable> = []
+const sidecars = inProcess()
 
 beforeAll(async () => {
   pki = await makeFixtures()
   backend = await startBackend()
 })
 afterAll(async () => {
-  for (const scope of scopes) await Effect.runPromise(Scope.close(scope, Exit.void))
+  await sidecars.closeAll()
   await backend.close()
 })
 
-const sidecar = async (env: Env = {}): Promise<string> => {
-  const scope = Effect.runSync(Scope.make())
-  scopes.push(scope)
-  const settings = settingsFor({ FORWARD_PORT: String(backend.port), ...env })
-  // Log lines are captured (and ignored) to keep the output readable.
-  return Effect.runPromise(
-    start(settings, MemoryResourceClient.layer(resourcesFor(pki))).pipe(
-      Effect.provide(capture().layer),
-      Scope.provide(scope),
-    ),
-  )
-}
+const sidecar = async (env: Env = {}): Promise<string> =>
+  (await sidecars.start(pki, { FORWARD_PORT: String(backend.port), ...env })).url
 
 /** The sidecar's metrics path (without SIDECAR_PATH_PREFIX), wherever the sidecar puts it. */
 const METRICS = SidecarPaths.make("").metrics
