@@ -1,6 +1,83 @@
 // esbuild options shared by the production build and the measurements, so
 // that what is measured is what ships.
-import type { BuildOptions } from "esbuild"
+import type { BuildOptions, Plugin } from "esbuild"
+
+/**
+ * Modules that dependencies load for features the sidecar never uses, replaced in the bundle by
+ * a stand-in that throws when any of it is used. Each costs memory at every start (node:http2,
+ * ws, follow-redirects with assert, debug with tty), and the two dynamic imports of NodeHttpClient
+ * made esbuild wrap ~150 Effect modules in lazy initialisers, which keeps code tree-shaking
+ * would otherwise drop (node:child_process, node:readline). See docs/PERFORMANCE.md.
+ */
+export const unusedModules: ReadonlyArray<{
+  readonly importer: RegExp
+  readonly path: string
+  readonly why: string
+  /** CommonJS source of the stand-in; by default an object that throws when any of it is used. */
+  readonly standIn?: string
+}> = [
+  {
+    importer: /node_modules\/@effect\/platform-node\/dist\/NodeHttpClient\.js$/,
+    path: "./Undici.js",
+    why: "the CDH client uses node:http, not undici",
+  },
+  {
+    importer: /node_modules\/@effect\/platform-node\/dist\/NodeHttpClient\.js$/,
+    path: "./internal/upgrade.js",
+    why: "the CDH client never upgrades a connection",
+  },
+  {
+    importer: /node_modules\/@effect\/platform-node\/dist\/NodeHttpServer\.js$/,
+    path: "./NodeServices.js",
+    why: "HttpsServer.layerServices provides the platform services; no child processes or terminal",
+  },
+  {
+    importer: /node_modules\/@effect\/platform-node\/dist\/NodeHttpServer\.js$/,
+    path: "./NodeWS.js",
+    why: "WebSockets are forwarded at the Node level; Effect's own WebSocket server is never made",
+  },
+  {
+    importer: /node_modules\/http-proxy-3\/dist\/lib\/http-proxy\/(index|passes\/ws-incoming)\.js$/,
+    path: "debug",
+    why: "http-proxy-3's DEBUG tracing; the sidecar logs requests itself",
+    standIn: "module.exports = () => () => {}",
+  },
+  {
+    importer: /node_modules\/http-proxy-3\/dist\/lib\/http-proxy\/index\.js$/,
+    path: "node:http2",
+    why: "the forwarder is attached to the sidecar's own server; http-proxy-3 never creates one",
+  },
+  {
+    importer: /node_modules\/http-proxy-3\/dist\/lib\/http-proxy\/passes\/web-incoming\.js$/,
+    path: "follow-redirects",
+    why: "the forwarder passes redirects to the client (followRedirects is never set)",
+  },
+]
+
+const unusedModulesPlugin: Plugin = {
+  name: "unused-modules",
+  setup(build) {
+    build.onResolve({ filter: /./ }, (args) => {
+      const match = unusedModules.find((m) => m.path === args.path && m.importer.test(args.importer))
+      return match === undefined
+        ? undefined
+        : { path: `${args.path} (${match.why})`, namespace: "unused", pluginData: match.standIn }
+    })
+    // Loading the stand-in succeeds (importers load these eagerly); using any of it throws.
+    build.onLoad({ filter: /./, namespace: "unused" }, (args) => ({
+      contents:
+        (args.pluginData as string | undefined) ??
+        `const message = ${JSON.stringify(`not in the sidecar bundle: ${args.path}`)}
+module.exports = new Proxy({}, {
+  get(_, key) {
+    if (key === "__esModule" || typeof key === "symbol") return undefined
+    throw new Error(message + ", used: " + String(key))
+  },
+})`,
+      loader: "js",
+    }))
+  },
+}
 
 export const bundleOptions: BuildOptions = {
   bundle: true,
@@ -14,5 +91,6 @@ export const bundleOptions: BuildOptions = {
   banner: {
     js: 'import { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);',
   },
+  plugins: [unusedModulesPlugin],
   logLevel: "warning",
 }

@@ -3,9 +3,14 @@
  * in production, in memory for the local run and tests), builds the whole
  * sidecar: nothing listens until the TLS material is fetched and valid.
  */
-import { Cause, Duration, Effect, Layer, Option } from "effect"
-import { HttpRouter, HttpServer } from "effect/http"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServer from "effect/http/HttpServer"
 import type { ServeError } from "effect/http/HttpServerError"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { AttestationReporter } from "./attestation/AttestationReporter.ts"
 import type { ResourceClient, ResourceUnavailable } from "./cdh/ResourceClient.ts"
 import {

@@ -9,7 +9,7 @@
 import { spawnSync } from "node:child_process"
 import { existsSync } from "node:fs"
 import * as path from "node:path"
-import { Console } from "effect"
+import * as Console from "effect/Console"
 import * as MemoryResourceClient from "./cdh/MemoryResourceClient.ts"
 import type { Env } from "./config/SidecarConfig.ts"
 import { startDemoApp } from "./dev/demoApp.ts"

@@ -6,7 +6,10 @@
  * exit 0.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Effect, Exit, Layer } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
 import type { ResourceClient } from "./cdh/ResourceClient.ts"
 import { decode, type Env, type Settings, SidecarConfig } from "./config/SidecarConfig.ts"
 import * as Logging from "./log/Logging.ts"

@@ -8,7 +8,12 @@
  * What "verified" means is spelled out, not implied: the KBS released a
  * resource to this pod. It is not an appraisal of the TEE evidence.
  */
-import { Clock, Context, Duration, Effect, Layer, Ref } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
 import { type CdhInfo, type FetchError, ResourceClient } from "../cdh/ResourceClient.ts"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
 

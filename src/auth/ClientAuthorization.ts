@@ -17,7 +17,7 @@
  *
  * Entries are comma-separated, so a CN or OU containing a comma cannot be allowed by name.
  */
-import { Result } from "effect"
+import * as Result from "effect/Result"
 
 export interface AllowRules {
   /** Subject CNs, exact (case-sensitive). */

@@ -5,8 +5,11 @@
  */
 
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Duration, Effect, Layer } from "effect"
-import { HttpClient, HttpClientRequest } from "effect/http"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as HttpClient from "effect/http/HttpClient"
+import * as HttpClientRequest from "effect/http/HttpClientRequest"
+import * as Layer from "effect/Layer"
 import * as ResourceUri from "../kbs/ResourceUri.ts"
 import {
   CdhHttpError,

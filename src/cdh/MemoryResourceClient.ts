@@ -3,7 +3,9 @@
  * tests. It fails the way the real CDH does (HTTP 500 for a missing resource)
  * and its store can be changed while running, through MemoryCdh.
  */
-import { Context, Effect, Layer } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type { ResourceUri } from "../kbs/ResourceUri.ts"
 import {
   CdhHttpError,

@@ -7,7 +7,11 @@
  * be listening yet at boot, so connection errors and 5xx are retried with
  * capped, jittered exponential backoff inside a total budget; 4xx are not.
  */
-import { Context, Data, Duration, Effect, Schedule } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import type { ResourceUri } from "../kbs/ResourceUri.ts"
 
 /** The CDH could not be reached or did not answer in time. */

@@ -4,7 +4,14 @@
  * Every problem is reported with the variable and the offending value, all at
  * once, before anything else starts.
  */
-import { Config, Context, Data, Duration, Effect, Layer, Option, Result } from "effect"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import { type AllowRules, NO_RULES, parseRules } from "../auth/ClientAuthorization.ts"
 import * as ResourceUri from "../kbs/ResourceUri.ts"
 import { parseAllowlist } from "../runtime/Environment.ts"

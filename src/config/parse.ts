@@ -2,7 +2,8 @@
  * Parsers for single environment values. Each returns a Result whose failure
  * is the reason in words; SidecarConfig adds the variable name and value.
  */
-import { Duration, Result } from "effect"
+import * as Duration from "effect/Duration"
+import * as Result from "effect/Result"
 
 export const port = (raw: string): Result.Result<number, string> =>
   /^\d{1,5}$/.test(raw) && Number(raw) >= 1 && Number(raw) <= 65535

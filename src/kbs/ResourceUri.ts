@@ -4,7 +4,8 @@
  * real stack rejects anything else late and slowly (a 500 after several
  * attestations), so the sidecar rejects it at start-up instead.
  */
-import { Data, Result } from "effect"
+import * as Data from "effect/Data"
+import * as Result from "effect/Result"
 
 export interface ResourceUri {
   readonly uri: string

@@ -3,7 +3,11 @@
  * (`{"time","level","msg",...annotations}`) that log pipelines index without
  * unwrapping, or Effect's logfmt.
  */
-import { Cause, Layer, Logger, type LogLevel, References } from "effect"
+import * as Cause from "effect/Cause"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import type * as LogLevel from "effect/LogLevel"
+import * as References from "effect/References"
 import type { LogLevelName } from "../config/parse.ts"
 
 const LEVELS: Record<LogLevelName, LogLevel.LogLevel> = {

@@ -4,11 +4,14 @@
  * a counter increment must not cost a fiber); `layerCollectors` adds the
  * gauges read from other services' state at scrape time.
  */
-import { Context, Effect, Layer, Option } from "effect"
-import { Counter, Gauge, Histogram, Registry } from "prom-client"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { AttestationReporter } from "../attestation/AttestationReporter.ts"
 import { Forwarder } from "../proxy/Forwarder.ts"
 import { TlsMaterial } from "../tls/TlsMaterial.ts"
+import { Counter, Gauge, Histogram, Registry } from "./promClient.ts"
 
 /** `sidecar`: the sidecar's own paths; `app`: forwarded; `denied`: refused by the allow-lists. */
 export type RouteClass = "sidecar" | "app" | "denied"

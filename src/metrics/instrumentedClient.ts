@@ -1,5 +1,6 @@
 /** The ResourceClient with every CDH request counted by outcome. */
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { type FetchError, ResourceClient } from "../cdh/ResourceClient.ts"
 import { Metrics } from "./Metrics.ts"
 

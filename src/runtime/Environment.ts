@@ -31,7 +31,9 @@
  * - A `name=value` (or JSON `"name":`) pair inside a value whose name looks sensitive hides the value
  *   (`?token=...`, `Server=db;Password=...`).
  */
-import { Context, Layer, Result } from "effect"
+import * as Context from "effect/Context"
+import * as Layer from "effect/Layer"
+import * as Result from "effect/Result"
 
 export type EnvEntry =
   | { readonly name: string; readonly value: string; readonly shown: true }

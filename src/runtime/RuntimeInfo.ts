@@ -1,5 +1,8 @@
 /** Facts about this sidecar process: version, start time, runtime. */
-import { Clock, Context, Effect, Layer } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import pkg from "../../package.json" with { type: "json" }
 
 export interface Info {

@@ -6,7 +6,8 @@
  * (KBS releasing a secret to this pod) says anything trustworthy.
  */
 import { existsSync, readFileSync } from "node:fs"
-import { Context, Layer } from "effect"
+import * as Context from "effect/Context"
+import * as Layer from "effect/Layer"
 
 export interface TeeHint {
   readonly name: string

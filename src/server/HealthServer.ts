@@ -18,7 +18,13 @@
 import type * as Http from "node:http"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { createRequire } from "node:module"
-import { Context, Data, Duration, Effect, Exit, Layer, type Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 
 // As CommonJS: importing node:http as an ES module evaluates its lazy WebSocket
 // exports, which loads undici and costs ~15 MiB of memory for nothing.

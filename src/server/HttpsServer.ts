@@ -18,11 +18,23 @@ import { createRequire } from "node:module"
 import type { Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import type { TLSSocket } from "node:tls"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodeHttpPlatform from "@effect/platform-node/NodeHttpPlatform"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Context, Duration, Effect, Layer, Option, Redacted, Result, Scope, Stream } from "effect"
-import { HttpServer } from "effect/http"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Etag from "effect/http/Etag"
+import * as HttpServer from "effect/http/HttpServer"
 import { ServeError } from "effect/http/HttpServerError"
+import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { type AllowRules, authorize, identityOf, isRestricted } from "../auth/ClientAuthorization.ts"
 import { type Limits, SidecarConfig } from "../config/SidecarConfig.ts"
 import { Metrics, type RouteClass } from "../metrics/Metrics.ts"
@@ -302,5 +314,14 @@ export const layer: Layer.Layer<
   }),
 )
 
-/** The Effect HTTP platform services (ETag, file responses) the router expects from a server. */
-export const layerServices = NodeHttpServer.layerHttpServices
+/**
+ * The Effect HTTP platform services (ETag, file responses) the router expects from a server.
+ * Not `NodeHttpServer.layerHttpServices`: its `NodeServices` adds a child-process spawner and a
+ * terminal (node:child_process, node:readline) that a sidecar never uses.
+ */
+export const layerServices = Layer.mergeAll(
+  NodeHttpPlatform.layer,
+  Etag.layerWeak,
+  NodeFileSystem.layer,
+  NodePath.layer,
+)

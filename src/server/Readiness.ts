@@ -3,7 +3,9 @@
  * health listener can answer "not ready" while the TLS material is still
  * being fetched (which may take minutes), instead of not answering at all.
  */
-import { Context, Effect, Layer } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type { Readiness } from "./HealthServer.ts"
 
 export class ReadinessState extends Context.Service<

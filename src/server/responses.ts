@@ -3,8 +3,9 @@
  * and errors, with the security headers that the dispatcher also puts on the
  * API's responses.
  */
-import { HttpServerResponse } from "effect/http"
+
 import type { HttpServerRequest } from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { html } from "./html.ts"
 
 /** On every response the sidecar itself produces (never on the application's). */

@@ -4,10 +4,14 @@
  * and the dashboard (at `/` too when nothing is forwarded). Everything else
  * that reaches the router is a 404.
  */
-import { Duration, Effect, Layer, Option } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as HttpRouter from "effect/http/HttpRouter"
 import { HttpServerRequest } from "effect/http/HttpServerRequest"
-import { HttpApiBuilder } from "effect/http-api"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
 import { Metrics } from "../metrics/Metrics.ts"
 import * as Handlers from "./api/handlers.ts"

@@ -2,7 +2,10 @@
  * The status and attestation views, assembled from the services' cached
  * state: no I/O happens here, so the API and the dashboard answer at once.
  */
-import { Clock, Duration, Effect, Option } from "effect"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { AttestationReporter } from "../attestation/AttestationReporter.ts"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
 import { Forwarder } from "../proxy/Forwarder.ts"

@@ -2,18 +2,16 @@
  * TlsMaterial: the server certificate, its key and the client CA, fetched
  * from the CDH and validated before the HTTPS server may listen.
  */
-import {
-  Clock,
-  Context,
-  Effect,
-  Layer,
-  Redacted,
-  Ref,
-  Result,
-  Semaphore,
-  type Stream,
-  SubscriptionRef,
-} from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Ref from "effect/Ref"
+import * as Result from "effect/Result"
+import * as Semaphore from "effect/Semaphore"
+import type * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
 import { fetchRetrying, ResourceClient, type ResourceUnavailable } from "../cdh/ResourceClient.ts"
 import { type Settings, SidecarConfig } from "../config/SidecarConfig.ts"
 import type { ResourceUri } from "../kbs/ResourceUri.ts"

@@ -1,5 +1,5 @@
 /** TLS material failures: each names the resource URI it came from. */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 
 export class InvalidPem extends Data.TaggedError("InvalidPem")<{
   readonly uri: string

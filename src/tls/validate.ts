@@ -3,7 +3,8 @@
  * broken resource fails start-up with its URI instead of failing handshakes.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto"
-import { Redacted, Result } from "effect"
+import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 import {
   CertificateExpired,
   CertificateNotYetValid,

@@ -3,8 +3,12 @@
  * responses are encoded from it, and the OpenAPI document is derived from it.
  * The paths depend on SIDECAR_PATH_PREFIX, hence a function.
  */
-import { Schema } from "effect"
-import { HttpApi, HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
+
+import * as HttpApi from "effect/http-api/HttpApi"
+import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
+import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
+import * as OpenApi from "effect/http-api/OpenApi"
+import * as Schema from "effect/Schema"
 
 const Timestamp = Schema.String.annotate({ description: "RFC 3339 date-time" })
 const NullableTimestamp = Schema.NullOr(Timestamp)

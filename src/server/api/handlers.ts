@@ -1,6 +1,6 @@
 /** The HttpApi handlers: the views of status.ts, encoded by the API's schemas. */
-import { Effect } from "effect"
-import { HttpApiBuilder } from "effect/http-api"
+import * as Effect from "effect/Effect"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import * as Status from "../status.ts"
 import type { SidecarApi } from "./SidecarApi.ts"
 
