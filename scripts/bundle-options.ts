@@ -4,7 +4,8 @@ import type { BuildOptions, Plugin } from "esbuild"
 
 /**
  * Modules that dependencies load for features the sidecar never uses, replaced in the bundle by
- * a stand-in that throws when any of it is used. Each costs memory at every start (node:http2,
+ * a stand-in: an object that throws, naming itself, when any property is read (ES-module importers
+ * see it as a module without exports). Each costs memory at every start (node:http2,
  * ws, follow-redirects with assert, debug with tty), and the two dynamic imports of NodeHttpClient
  * made esbuild wrap ~150 Effect modules in lazy initialisers, which keeps code tree-shaking
  * would otherwise drop (node:child_process, node:readline). See docs/PERFORMANCE.md.
@@ -13,7 +14,7 @@ export const unusedModules: ReadonlyArray<{
   readonly importer: RegExp
   readonly path: string
   readonly why: string
-  /** CommonJS source of the stand-in; by default an object that throws when any of it is used. */
+  /** CommonJS source of the stand-in, when the throwing object does not fit. */
   readonly standIn?: string
 }> = [
   {
@@ -70,7 +71,9 @@ const unusedModulesPlugin: Plugin = {
         `const message = ${JSON.stringify(`not in the sidecar bundle: ${args.path}`)}
 module.exports = new Proxy({}, {
   get(_, key) {
-    if (key === "__esModule" || typeof key === "symbol") return undefined
+    // An ES module to interop helpers, so that CommonJS importers keep this very object.
+    if (key === "__esModule") return true
+    if (typeof key === "symbol") return undefined
     throw new Error(message + ", used: " + String(key))
   },
 })`,

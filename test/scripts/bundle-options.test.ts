@@ -3,6 +3,10 @@
  * memory at every start (docs/PERFORMANCE.md), and a dependency update can bring
  * one back silently.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import * as path from "node:path"
+import { pathToFileURL } from "node:url"
 import { build, type Metafile } from "esbuild"
 import { beforeAll, describe, expect, it } from "vitest"
 import { bundleOptions, unusedModules } from "../../scripts/bundle-options.ts"
@@ -71,5 +75,36 @@ describe("the production bundle", () => {
   it("tree-shakes Effect: its modules are imported one by one, not through the barrels", () => {
     // `import { Effect } from "effect"` keeps every export of every module it names.
     expect(output).not.toMatch(/\bEffect_exports\b|\bSchema_exports\b|\bStream_exports\b/)
+  })
+
+  it("stand-ins load without error and name themselves when used", async () => {
+    // http-proxy-3 loads node:http2 at start; only its own server (never used here) needs it.
+    const result = await build({
+      ...bundleOptions,
+      stdin: {
+        contents: `import { createProxyServer } from "http-proxy-3"
+export const proxy = createProxyServer({ target: "http://127.0.0.1:9" })
+export const ownServer = () => createProxyServer({ ssl: {} }).listen(0)`,
+        resolveDir: process.cwd(),
+        loader: "js",
+      },
+      write: false,
+      logLevel: "silent",
+    })
+    const dir = mkdtempSync(path.join(tmpdir(), "stand-in-"))
+    try {
+      const file = path.join(dir, "bundle.mjs")
+      writeFileSync(file, result.outputFiles[0]?.text ?? "")
+      const bundle = (await import(pathToFileURL(file).href)) as {
+        proxy: { web: unknown }
+        ownServer: () => unknown
+      }
+      expect(typeof bundle.proxy.web).toBe("function")
+      expect(bundle.ownServer).toThrow(
+        /^not in the sidecar bundle: node:http2 \(.+\), used: createSecureServer$/,
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
