@@ -4,6 +4,7 @@
  * one back silently.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { builtinModules } from "node:module"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
@@ -40,6 +41,11 @@ describe("the production bundle", () => {
       expect(resolved.filter((input) => input.startsWith(`unused:${path} (`))).toHaveLength(1)
     },
   )
+
+  it("imports Node built-ins only: the image ships dist/main.js without node_modules", () => {
+    const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]))
+    expect([...externals()].filter((e) => !builtins.has(e))).toEqual([])
+  })
 
   it.each(["node:child_process", "node:readline", "cluster", "node:http2", "tty", "v8", "perf_hooks"])(
     "does not load the built-in %s",
