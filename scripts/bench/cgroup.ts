@@ -5,7 +5,7 @@
  * to show whether kubectl-coco's 128 MiB limit holds under its load. cgroup v2 and v1 are both
  * handled; where neither can be written (not root, a read-only cgroupfs), `create` says why.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs"
 import * as path from "node:path"
 
 export interface CgroupReading {
@@ -36,6 +36,22 @@ const keyed = (text: string, key: string): number => {
 }
 const MiB = 1024 * 1024
 
+/**
+ * Removes the empty cgroups an interrupted run left next to `dir` (same name up to its last "-"):
+ * a cgroup outlives its processes until someone removes it.
+ */
+const removeStale = (dir: string): void => {
+  const prefix = path.basename(dir).replace(/-[^-]*$/, "-")
+  for (const entry of readdirSync(path.dirname(dir))) {
+    const stale = path.join(path.dirname(dir), entry)
+    try {
+      if (entry.startsWith(prefix) && read(path.join(stale, "cgroup.procs")).trim() === "") rmdirSync(stale)
+    } catch {
+      // not ours to remove, or already gone
+    }
+  }
+}
+
 const undoOnError = (dir: string, configure: () => void): void => {
   try {
     configure()
@@ -64,6 +80,7 @@ const tryV2 = (name: string, limitMiB: number): MemoryCgroup => {
   if (!read(path.join(parent, "cgroup.subtree_control")).split(/\s+/).includes("memory"))
     writeFileSync(path.join(parent, "cgroup.subtree_control"), "+memory")
   const dir = path.join(parent, name)
+  removeStale(dir)
   mkdirSync(dir)
   undoOnError(dir, () => {
     writeFileSync(path.join(dir, "memory.max"), String(limitMiB * MiB))
@@ -93,6 +110,7 @@ const tryV1 = (name: string, limitMiB: number): MemoryCgroup => {
   const own = ownCgroup("memory")
   if (own === undefined) throw new Error("no cgroup v1 memory hierarchy")
   const dir = path.join("/sys/fs/cgroup/memory", own, name)
+  removeStale(dir)
   mkdirSync(dir)
   undoOnError(dir, () => writeFileSync(path.join(dir, "memory.limit_in_bytes"), String(limitMiB * MiB)))
   try {
