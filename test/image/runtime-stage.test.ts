@@ -5,7 +5,7 @@
  * only kubectl-coco's environment, against the mock CDH. It must serve mTLS, write nothing, and exit 0
  * on SIGTERM: what readOnlyRootFilesystem and runAsNonRoot demand of the image.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import {
   constants,
   copyFileSync,
@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type MockCdhServer, startMockCdh } from "../../src/cdh/mock/MockCdhServer.ts"
 import { type Fixtures, makeFixtures, resourcesFor, URIS } from "../support/fixtures.ts"
 import { get } from "../support/https.ts"
-import { freePort, type LogLine } from "../support/process.ts"
+import { follow, freePort, type Running } from "../support/process.ts"
 import { ROOT, RUNTIME_FILES, readDockerfile, runtimeStage } from "./runtime.ts"
 
 const runtime = runtimeStage(readDockerfile())
@@ -109,27 +109,10 @@ describe.skipIf(reason !== undefined)(
     let node: string
     let pki: Fixtures
     let cdh: MockCdhServer
-    let child: ChildProcess
+    let running: Running
     let port: number
     let before: Array<string>
     let tmpBefore: Array<string>
-    const lines: Array<LogLine> = []
-    const raw: Array<string> = []
-    let exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-
-    const waitFor = (msg: string, timeoutMs = 10_000) =>
-      new Promise<LogLine>((resolve, reject) => {
-        const started = Date.now()
-        const poll = () => {
-          const found = lines.find((l) => l.msg === msg)
-          if (found) return resolve(found)
-          if (child.exitCode !== null || child.signalCode !== null || Date.now() - started > timeoutMs) {
-            return reject(new Error(`no "${msg}" log line:\n${raw.join("\n")}`))
-          }
-          setTimeout(poll, 20)
-        }
-        poll()
-      })
 
     beforeAll(async () => {
       base = mkdtempSync(path.join(tmpdir(), "coco-image-"))
@@ -164,7 +147,7 @@ describe.skipIf(reason !== undefined)(
             ? path.join(app, path.posix.relative(workdir, arg))
             : arg,
       )
-      child = spawn(argv[0] ?? node, argv.slice(1), {
+      const child = spawn(argv[0] ?? node, argv.slice(1), {
         cwd: app,
         uid: user.uid,
         gid: user.gid,
@@ -182,30 +165,14 @@ describe.skipIf(reason !== undefined)(
           TMPDIR: app,
         },
       })
-      exit = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })))
-      let buffer = ""
-      const onData = (chunk: Buffer) => {
-        buffer += chunk.toString("utf8")
-        for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
-          const line = buffer.slice(0, nl)
-          buffer = buffer.slice(nl + 1)
-          raw.push(line)
-          try {
-            lines.push(JSON.parse(line) as LogLine)
-          } catch {
-            // not a log line
-          }
-        }
-      }
-      child.stdout?.on("data", onData)
-      child.stderr?.on("data", onData)
-      await waitFor("listening")
+      running = follow(child)
+      await running.waitFor("listening")
     })
 
     afterAll(async () => {
-      if (child && child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGKILL")
-        await exit
+      if (running && running.child.exitCode === null && running.child.signalCode === null) {
+        running.child.kill("SIGKILL")
+        await running.exit
       }
       await cdh?.close()
       if (base) {
@@ -240,7 +207,7 @@ describe.skipIf(reason !== undefined)(
     })
 
     it(`runs as uid ${user.uid} and gid ${user.gid}, without supplementary groups`, () => {
-      const status = readFileSync(`/proc/${child.pid}/status`, "utf8")
+      const status = readFileSync(`/proc/${running.child.pid}/status`, "utf8")
       const ids = (field: string) =>
         /^\S+:\s*(.*)$/m.exec(status.split("\n").find((l) => l.startsWith(field)) ?? "")
       expect(ids("Uid:")?.[1]?.split(/\s+/)).toEqual(Array(4).fill(String(user.uid)))
@@ -249,7 +216,7 @@ describe.skipIf(reason !== undefined)(
     })
 
     it("holds no file open for writing and has written no byte to storage", () => {
-      const pid = child.pid ?? 0
+      const pid = running.child.pid ?? 0
       expect(filesOpenForWriting(pid)).toEqual([])
       const io = readFileSync(`/proc/${pid}/io`, "utf8")
       expect(/^write_bytes:\s*(\d+)/m.exec(io)?.[1]).toBe("0")
@@ -265,11 +232,11 @@ describe.skipIf(reason !== undefined)(
     })
 
     it("exits 0 on SIGTERM, having written nothing in its folder nor in /tmp, /var/tmp, /dev/shm", async () => {
-      child.kill("SIGTERM")
-      expect(await exit).toEqual({ code: 0, signal: null })
+      running.child.kill("SIGTERM")
+      expect(await running.exit).toEqual({ code: 0, signal: null })
       expect(snapshot(app)).toEqual(before)
       expect(ownedIn(user.uid)).toEqual(tmpBefore)
-      expect(lines.filter((l) => l.level === "error")).toEqual([])
+      expect(running.lines.filter((l) => l.level === "error")).toEqual([])
     })
   },
 )

@@ -20,11 +20,16 @@ export interface Running {
   readonly exit: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
 }
 
-export const startMain = (env: Record<string, string>): Running => {
-  const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH ?? "", ...env },
-    stdio: "pipe",
-  })
+export const startMain = (env: Record<string, string>): Running =>
+  follow(
+    spawn(process.execPath, [MAIN], {
+      env: { PATH: process.env.PATH ?? "", ...env },
+      stdio: "pipe",
+    }),
+  )
+
+/** Follows the JSON log lines of a child started with piped stdout/stderr. */
+export const follow = (child: ChildProcess): Running => {
   const lines: Array<LogLine> = []
   const raw: Array<string> = []
   const waiters: Array<() => void> = []
