@@ -303,8 +303,8 @@ export const make = Effect.fnUntraced(function* (
     request.on("data", (chunk: Buffer) => {
       counted.bytesIn += chunk.length
     })
-    response.once("close", () => countBytes(counted.bytesIn, counted.bytesOut))
-    response.once("close", () =>
+    response.once("close", () => {
+      countBytes(counted.bytesIn, counted.bytesOut)
       log("proxied", {
         method,
         path,
@@ -314,8 +314,8 @@ export const make = Effect.fnUntraced(function* (
         durationMs: Math.round(performance.now() - started),
         client: peer.commonName ?? "",
         ...(response.writableFinished ? {} : { aborted: true }),
-      }),
-    )
+      })
+    })
     proxy.web(request, response)
   }
 

@@ -113,8 +113,6 @@ export const StatusResponse = Schema.Struct({
   }),
 })
 
-export const OPENAPI_SUFFIX = "/api/openapi.json"
-
 type Path = `/${string}`
 
 export const make = (prefix: string) =>
