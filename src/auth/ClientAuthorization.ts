@@ -7,7 +7,9 @@
  *   (the lists are alternatives, as in ghostunnel).
  *
  * Matching:
- * - CN / OU: exact, case-sensitive (any of the subject's CNs / OUs).
+ * - CN: exact, case-sensitive, against the subject's most specific (last) CN, the one logs, the dashboard and
+ *   the identity headers name (as Go's `Subject.CommonName`, which ghostunnel matches).
+ * - OU: exact, case-sensitive (any of the subject's OUs).
  * - DNS: DNS SANs, case-insensitive. `*.example.com` matches exactly one left-most label (`a.example.com`, not
  *   `example.com`, not `a.b.example.com`). The wildcard must be the whole left-most label and be followed by at
  *   least two labels (`*`, `*.com`, `a*.example.com`, `a.*.example.com` are rejected at parse time).
@@ -149,70 +151,13 @@ export const parseRules = (env: AllowEnv): Result.Result<AllowRules, RuleError> 
 // ---------------------------------------------------------------------------------------------------------
 // the peer's identity
 
+/** What the decision reads of the client certificate (see gateway/clientCertificate.ts). */
 export interface PeerIdentity {
-  readonly cn: ReadonlyArray<string>
-  readonly ous: ReadonlyArray<string>
+  /** The most specific (last) CN: the only one ALLOW_CN is matched against. */
+  readonly commonName: string | undefined
+  readonly organizationalUnits: ReadonlyArray<string>
   readonly dnsNames: ReadonlyArray<string>
   readonly uris: ReadonlyArray<string>
-}
-
-/** The parts of Node's `PeerCertificate` this module reads. */
-export interface PeerCertificateLike {
-  readonly subject?: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
-  readonly subjectaltname?: string | undefined
-}
-
-const values = (value: string | ReadonlyArray<string> | undefined): ReadonlyArray<string> =>
-  value === undefined ? [] : typeof value === "string" ? [value] : value.filter((v) => typeof v === "string")
-
-/** Node's `jsonStringPattern`: a quoted part of `subjectaltname` is exactly one JSON string literal. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: mirrors the JSON grammar
-const JSON_STRING = /^"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/
-
-/**
- * Splits Node's `subjectaltname` text (`DNS:a, URI:x, DNS:"we,ird"`) into entries: entries are separated by
- * ", " outside quotes and quoted parts are JSON strings. Undefined when the text is malformed.
- */
-const splitAltNames = (text: string): ReadonlyArray<string> | undefined => {
-  const out: Array<string> = []
-  let current = ""
-  let offset = 0
-  while (offset < text.length) {
-    const separator = text.indexOf(", ", offset)
-    const quote = text.indexOf('"', offset)
-    if (quote !== -1 && (separator === -1 || quote < separator)) {
-      current += text.slice(offset, quote)
-      const literal = JSON_STRING.exec(text.slice(quote))?.[0]
-      if (literal === undefined) return undefined
-      current += JSON.parse(literal) as string
-      offset = quote + literal.length
-    } else if (separator !== -1) {
-      out.push(current + text.slice(offset, separator))
-      current = ""
-      offset = separator + 2
-    } else {
-      current += text.slice(offset)
-      offset = text.length
-    }
-  }
-  out.push(current)
-  return out
-}
-
-/**
- * From Node's `tls.TLSSocket#getPeerCertificate()`. A malformed `subjectaltname` yields no SANs at all
- * (failing closed: only fewer rules can match).
- */
-export const identityOf = (cert: PeerCertificateLike): PeerIdentity => {
-  const dnsNames: Array<string> = []
-  const uris: Array<string> = []
-  const text = cert.subjectaltname
-  const altNames = text === undefined || text.length === 0 ? [] : (splitAltNames(text) ?? [])
-  for (const altName of altNames) {
-    if (altName.startsWith("DNS:")) dnsNames.push(altName.slice("DNS:".length))
-    else if (altName.startsWith("URI:")) uris.push(altName.slice("URI:".length))
-  }
-  return { cn: values(cert.subject?.CN), ous: values(cert.subject?.OU), dnsNames, uris }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -249,22 +194,23 @@ const uriMatches = (pattern: string, uri: string): boolean => {
   })
 }
 
-/** Short, log-safe rendering of the CN(s) for the denial reason. */
-const describeCn = (cn: ReadonlyArray<string>): string => {
-  if (cn.length === 0) return "without a CN"
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: neutralising control characters for logs
-  const text = cn.join("+").replace(/[\u0000-\u001f\u007f]/g, "?")
-  return `CN=${text.length > 64 ? `${text.slice(0, 64)}…` : text}`
+/** Short rendering of the CN for the denial reason (logs and pages escape it where it leaves). */
+const describeCn = (cn: string | undefined): string => {
+  if (cn === undefined) return "without a CN"
+  return `CN=${cn.length > 64 ? `${cn.slice(0, 64)}…` : cn}`
 }
 
 export const authorize = (rules: AllowRules, identity: PeerIdentity): Decision => {
   if (!isRestricted(rules)) return ALLOWED
   const allowed =
-    identity.cn.some((cn) => rules.cns.includes(cn)) ||
-    identity.ous.some((ou) => rules.ous.includes(ou)) ||
+    (identity.commonName !== undefined && rules.cns.includes(identity.commonName)) ||
+    identity.organizationalUnits.some((ou) => rules.ous.includes(ou)) ||
     identity.dnsNames.some((name) => rules.dnsNames.some((pattern) => dnsMatches(pattern, name))) ||
     identity.uris.some((uri) => rules.uris.some((pattern) => uriMatches(pattern, uri)))
   return allowed
     ? ALLOWED
-    : { allowed: false, reason: `client certificate ${describeCn(identity.cn)} is not on the allow-list` }
+    : {
+        allowed: false,
+        reason: `client certificate ${describeCn(identity.commonName)} is not on the allow-list`,
+      }
 }

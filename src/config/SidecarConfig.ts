@@ -39,10 +39,15 @@ export interface Limits {
   readonly maxHeaderSize: number
   /** Time a client has to send its request headers (slowloris); too slow gets 408 and a close. */
   readonly headersTimeout: Duration.Duration
-  /** Time a client has to complete the TLS handshake. */
+  /** Time a client has to complete the TLS handshake, from its TCP connection (a deadline, not idle time). */
   readonly handshakeTimeout: Duration.Duration
-  /** Open client connections at most; further ones are closed at once. */
+  /** Established (authenticated) connections at most; further ones are closed at once. */
   readonly maxConnections: number
+  /**
+   * Connections still in their TLS handshake at most, counted apart from the established ones; when
+   * full, the oldest is closed for the newcomer, so idle TCP connections cannot lock clients out.
+   */
+  readonly maxHandshakes: number
 }
 
 export interface Settings {
@@ -114,8 +119,9 @@ export const DEFAULTS = {
   TLS_REFRESH_INTERVAL: "5m",
   MAX_HEADER_SIZE: "16384",
   HEADERS_TIMEOUT: "20s",
-  TLS_HANDSHAKE_TIMEOUT: "10s",
+  TLS_HANDSHAKE_TIMEOUT: "5s",
   MAX_CONNECTIONS: "512",
+  MAX_HANDSHAKES: "64",
   DASHBOARD_REFRESH_INTERVAL: "5s",
   FORWARD_CONNECT_TIMEOUT: "5s",
   FORWARD_RESPONSE_TIMEOUT: "5m",
@@ -149,6 +155,7 @@ export const VARIABLES = [
   "HEADERS_TIMEOUT",
   "TLS_HANDSHAKE_TIMEOUT",
   "MAX_CONNECTIONS",
+  "MAX_HANDSHAKES",
   "HEALTH_PORT",
   "HEALTH_HOST",
   "READY_REQUIRES_APP",
@@ -221,6 +228,7 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
   const headersTimeout = withDefault("HEADERS_TIMEOUT", Parse.positiveDuration)
   const handshakeTimeout = withDefault("TLS_HANDSHAKE_TIMEOUT", Parse.positiveDuration)
   const maxConnections = withDefault("MAX_CONNECTIONS", Parse.intBetween(1, 1_000_000))
+  const maxHandshakes = withDefault("MAX_HANDSHAKES", Parse.intBetween(1, 100_000))
   const healthPort = optional("HEALTH_PORT", Parse.port)
   const healthHost = optional("HEALTH_HOST", Parse.host)
   const requireApp = field("READY_REQUIRES_APP", Parse.boolean, "false")
@@ -229,6 +237,13 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
       variable: "HEALTH_PORT",
       value: get("HEALTH_PORT"),
       reason: "must differ from HTTPS_PORT",
+    })
+  }
+  if (healthPort !== undefined && healthPort === forwardPort) {
+    problems.push({
+      variable: "HEALTH_PORT",
+      value: get("HEALTH_PORT"),
+      reason: "must differ from FORWARD_PORT (the application's port)",
     })
   }
   const allowEnv: Record<string, string> = {}
@@ -268,6 +283,7 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     headersTimeout === undefined ||
     handshakeTimeout === undefined ||
     maxConnections === undefined ||
+    maxHandshakes === undefined ||
     dashboardRefresh === undefined ||
     logLevel === undefined ||
     logFormat === undefined
@@ -288,7 +304,7 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     podNamespace,
     cdh: { url, requestTimeout, startupTimeout, retryBase, retryMax },
     shutdownGrace,
-    limits: { maxHeaderSize, headersTimeout, handshakeTimeout, maxConnections },
+    limits: { maxHeaderSize, headersTimeout, handshakeTimeout, maxConnections, maxHandshakes },
     allow,
     health:
       healthPort === undefined
@@ -356,6 +372,7 @@ export const summary = (s: Settings) => ({
   allowDns: s.allow.dnsNames.join(","),
   allowUri: s.allow.uris.join(","),
   maxConnections: s.limits.maxConnections,
+  maxHandshakes: s.limits.maxHandshakes,
   healthPort: s.health?.port ?? null,
   logLevel: s.logLevel,
 })

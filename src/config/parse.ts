@@ -13,12 +13,23 @@ export const port = (raw: string): Result.Result<number, string> =>
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }
 const DURATION = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/
 
-/** Go-style durations as Kubernetes users write them: `250ms`, `30s`, `5m`, `1m30s`. */
+/**
+ * The longest delay a Node timer takes: setTimeout fires longer ones after 1 ms, so a duration
+ * above it would turn "never" into "at once" (a 1000h response timeout would time out every request).
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** Go-style durations as Kubernetes users write them: `250ms`, `30s`, `5m`, `1m30s`; at most ~596h. */
 export const duration = (raw: string): Result.Result<Duration.Duration, string> => {
   if (!DURATION.test(raw)) return Result.fail("must be a duration such as 500ms, 30s, 5m or 1m30s")
   let ms = 0
   for (const [, amount, unit] of raw.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) {
     ms += Number(amount) * (UNIT_MS[unit as string] ?? 0)
+  }
+  if (!(ms <= MAX_TIMER_MS)) {
+    return Result.fail(
+      `must be at most ${MAX_TIMER_MS}ms (about 596h or 24.8 days), the longest timer Node can set`,
+    )
   }
   return Result.succeed(Duration.millis(ms))
 }

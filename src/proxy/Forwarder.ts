@@ -16,7 +16,6 @@ import { createRequire } from "node:module"
 import type { Socket } from "node:net"
 import * as net from "node:net"
 import type { Duplex } from "node:stream"
-import type { TLSSocket } from "node:tls"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -26,9 +25,10 @@ import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import { createProxyServer } from "http-proxy-3"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
+import type { Peer } from "../gateway/Peer.ts"
 import { Metrics } from "../metrics/Metrics.ts"
 import { errorBody, SECURITY_HEADERS } from "../server/responses.ts"
-import { clientCertHeader, clientResponseHeaders, forwardedHeaders } from "./headers.ts"
+import { clientResponseHeaders, forwardedHeaders } from "./headers.ts"
 
 // As CommonJS: importing node:http as an ES module loads undici for nothing.
 const http: typeof Http = createRequire(import.meta.url)("node:http")
@@ -40,8 +40,10 @@ export class Forwarder extends Context.Service<
     readonly port: number
     /** Whether the app accepted a TCP connection at the last background probe. */
     readonly reachability: Effect.Effect<Reachability>
-    readonly web: (request: IncomingMessage, response: ServerResponse) => void
-    readonly ws: (request: IncomingMessage, socket: Duplex, head: Buffer) => void
+    /** Forwards a request of the connection `peer` describes; never throws past itself. */
+    readonly web: (request: IncomingMessage, response: ServerResponse, peer: Peer) => void
+    /** Tunnels a WebSocket handshake (and only a WebSocket: see HttpsServer's upgrade callback). */
+    readonly ws: (request: IncomingMessage, socket: Duplex, head: Buffer, peer: Peer) => void
     /** Shutdown: close every proxied WebSocket with 1001 (going away), both ways. */
     readonly goAway: Effect.Effect<void>
     /** Proxied WebSockets currently open. */
@@ -86,28 +88,6 @@ const probe = (port: number, timeout: Duration.Duration) =>
     return Effect.sync(() => socket.destroy())
   })
 
-interface Peer {
-  readonly commonName: string | undefined
-  readonly xfcc: string | undefined
-}
-
-/** Per TLS connection, not per request: the certificate cannot change on a connection. */
-const peers = new WeakMap<object, Peer>()
-const peerOf = (socket: Socket): Peer => {
-  const known = peers.get(socket)
-  if (known) return known
-  const tls = socket as TLSSocket
-  const cert =
-    typeof tls.getPeerCertificate === "function" && tls.authorized ? tls.getPeerCertificate() : undefined
-  const cn = cert?.subject?.CN
-  const peer: Peer = {
-    commonName: typeof cn === "string" ? cn : Array.isArray(cn) ? cn[0] : undefined,
-    xfcc: cert?.raw ? clientCertHeader(cert.raw) : undefined,
-  }
-  peers.set(socket, peer)
-  return peer
-}
-
 const pathOf = (url: string) => {
   const query = url.indexOf("?")
   return query === -1 ? url : url.slice(0, query)
@@ -128,6 +108,11 @@ export const closeFrame = (code: number, reason: string, masked: boolean): Buffe
 
 class ResponseTimeout extends Error {
   readonly code = "ERESPONSE_TIMEOUT"
+}
+
+/** The app's answer cannot be relayed: it switched protocols unasked, or is not valid HTTP for Node. */
+class BadAppResponse extends Error {
+  readonly code = "EBAD_APP_RESPONSE"
 }
 
 export const make = Effect.fnUntraced(function* (
@@ -170,41 +155,11 @@ export const make = Effect.fnUntraced(function* (
     ws: true,
     agent,
     connectTimeout: Duration.toMillis(connectTimeout),
+    // The response is written here (proxyRes below), where a throw can be caught: http-proxy-3's own
+    // copying runs in Node's parser callback, where a throw would end the process.
+    selfHandleResponse: true,
   })
   const responseTimeoutMs = Duration.toMillis(responseTimeout)
-
-  proxy.on("proxyReq", (proxyRequest, _request, response) => {
-    const timer = setTimeout(
-      () =>
-        proxyRequest.destroy(new ResponseTimeout(`no response within ${Duration.format(responseTimeout)}`)),
-      responseTimeoutMs,
-    )
-    const clear = () => clearTimeout(timer)
-    proxyRequest.once("response", clear)
-    proxyRequest.once("close", clear)
-    response.once("close", clear)
-  })
-
-  /** Body bytes per proxied exchange, for the access log. */
-  const transfers = new WeakMap<ServerResponse, { bytesIn: number; bytesOut: number }>()
-
-  proxy.on("proxyRes", (proxyResponse, _request, response) => {
-    // Runs before http-proxy copies the headers. A drain has already asked for `connection: close`.
-    clientResponseHeaders(
-      proxyResponse.headers,
-      response.getHeader("connection") === "close" || !response.shouldKeepAlive,
-    )
-    const counted = transfers.get(response)
-    if (counted) {
-      proxyResponse.on("data", (chunk: Buffer) => {
-        counted.bytesOut += chunk.length
-      })
-    }
-    // The app reset mid-response: end the client's connection too, so it sees a truncated reply.
-    proxyResponse.once("close", () => {
-      if (!proxyResponse.complete) response.destroy()
-    })
-  })
 
   const unreachable = (error: NodeJS.ErrnoException) =>
     error.code === "ERESPONSE_TIMEOUT"
@@ -213,31 +168,106 @@ export const make = Effect.fnUntraced(function* (
           "Gateway Timeout",
           `The application on port ${port} did not answer within ${Duration.format(responseTimeout)}.`,
         ] as const)
-      : ([502, "Bad Gateway", `The application is not reachable on port ${port}.`] as const)
+      : error.code === "EBAD_APP_RESPONSE"
+        ? ([
+            502,
+            "Bad Gateway",
+            `The application on port ${port} gave an answer that cannot be relayed.`,
+          ] as const)
+        : ([502, "Bad Gateway", `The application is not reachable on port ${port}.`] as const)
 
-  proxy.on("error", (error: NodeJS.ErrnoException, request, target) => {
+  /** Answers the client for a failed exchange: 502/504 if nothing was sent yet, else its connection ends. */
+  const fail = (error: NodeJS.ErrnoException, request: IncomingMessage, response: ServerResponse) => {
     const [status, title, detail] = unreachable(error)
     log(
       "application unreachable",
       { port, path: pathOf(request.url ?? ""), cause: error.code ?? error.message },
       "warn",
     )
-    if ("writeHead" in target) {
-      const response = target as ServerResponse
-      if (response.headersSent || response.destroyed) return void response.destroy()
-      const { contentType, body } = errorBody(request.headers.accept, status, title, detail)
-      response.writeHead(status, {
-        ...SECURITY_HEADERS,
-        "content-type": contentType,
-        "content-length": Buffer.byteLength(body),
+    if (response.headersSent || response.destroyed || response.writableEnded) return void response.destroy()
+    const { contentType, body } = errorBody(request.headers.accept, status, title, detail)
+    response.writeHead(status, {
+      ...SECURITY_HEADERS,
+      "content-type": contentType,
+      "content-length": Buffer.byteLength(body),
+    })
+    response.end(body)
+  }
+
+  proxy.on("proxyReq", (proxyRequest, request, response) => {
+    const timer = setTimeout(
+      () =>
+        proxyRequest.destroy(new ResponseTimeout(`no response within ${Duration.format(responseTimeout)}`)),
+      responseTimeoutMs,
+    )
+    const clear = () => clearTimeout(timer)
+    proxyRequest.once("response", clear)
+    response.once("close", clear)
+    // A 101 to a request that asked for no upgrade: Node hands over the app's socket, which is closed.
+    proxyRequest.once("upgrade", (_answer: IncomingMessage, appSocket: Socket) => {
+      appSocket.destroy()
+      fail(new BadAppResponse("the application switched protocols unasked"), request, response)
+    })
+    // Closed without an answer and without an error (a 101 is one way): the client must not hang.
+    proxyRequest.once("close", () => {
+      clear()
+      if (!response.headersSent && !response.destroyed && !response.writableEnded) {
+        fail(new BadAppResponse("the application closed without an answer"), request, response)
+      }
+    })
+  })
+
+  /** Body bytes per proxied exchange, for the access log. */
+  const transfers = new WeakMap<ServerResponse, { bytesIn: number; bytesOut: number }>()
+
+  const relay = (answer: IncomingMessage, response: ServerResponse) => {
+    const status = answer.statusCode ?? 0
+    // Node's client takes any three digits; its server writes 100-999 only.
+    if (status < 100 || status > 999) throw new BadAppResponse(`status ${status}`)
+    // A drain has already asked for `connection: close`.
+    clientResponseHeaders(
+      answer.headers,
+      response.getHeader("connection") === "close" || !response.shouldKeepAlive,
+    )
+    response.writeHead(status, answer.statusMessage, answer.headers)
+    const counted = transfers.get(response)
+    if (counted) {
+      answer.on("data", (chunk: Buffer) => {
+        counted.bytesOut += chunk.length
       })
-      response.end(body)
-    } else {
-      const socket = target as Socket
-      if (socket.writable)
-        socket.end(`HTTP/1.1 ${status} ${title}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
-      else socket.destroy()
     }
+    // The app reset mid-response: end the client's connection too, so it sees a truncated reply.
+    answer.once("close", () => {
+      if (!answer.complete) response.destroy()
+    })
+    answer.pipe(response)
+  }
+
+  proxy.on("proxyRes", (answer, request, response) => {
+    try {
+      relay(answer, response)
+    } catch (error) {
+      answer.destroy()
+      fail(
+        error instanceof BadAppResponse ? error : new BadAppResponse(String(error)),
+        request,
+        response as ServerResponse,
+      )
+    }
+  })
+
+  proxy.on("error", (error: NodeJS.ErrnoException, request, target) => {
+    if ("writeHead" in target) return fail(error, request, target as ServerResponse)
+    const [status, title] = unreachable(error)
+    log(
+      "application unreachable",
+      { port, path: pathOf(request.url ?? ""), cause: error.code ?? error.message },
+      "warn",
+    )
+    const socket = target as Socket
+    if (socket.writable)
+      socket.end(`HTTP/1.1 ${status} ${title}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    else socket.destroy()
   })
 
   // The client went away first: nothing to answer.
@@ -267,22 +297,19 @@ export const make = Effect.fnUntraced(function* (
     }
   })
 
-  const prepare = (request: IncomingMessage, upgrade: boolean) => {
-    const socket = request.socket
-    const peer = peerOf(socket)
+  const prepare = (request: IncomingMessage, peer: Peer, upgrade: boolean) => {
     request.headers = forwardedHeaders(request.rawHeaders, {
-      clientAddress: socket.remoteAddress ?? "",
-      port: socket.localPort ?? 0,
-      clientCert: peer.xfcc,
+      clientAddress: peer.address,
+      port: request.socket.localPort ?? 0,
+      identity: peer.identityHeaders,
       upgrade,
     })
-    return peer
   }
 
   /** A reverse proxy receives origin-form targets only; anything else is not for the app. */
   const badTarget = (request: IncomingMessage) => !(request.url ?? "").startsWith("/")
 
-  const web = (request: IncomingMessage, response: ServerResponse) => {
+  const web = (request: IncomingMessage, response: ServerResponse, peer: Peer) => {
     if (badTarget(request)) {
       const { contentType, body } = errorBody(
         request.headers.accept,
@@ -296,7 +323,7 @@ export const make = Effect.fnUntraced(function* (
     const started = performance.now()
     const method = request.method ?? ""
     const path = pathOf(request.url ?? "")
-    const peer = prepare(request, false)
+    prepare(request, peer, false)
     const counted = { bytesIn: 0, bytesOut: 0 }
     transfers.set(response, counted)
     // Attached in the same tick as proxy.web pipes the request, so no chunk is missed.
@@ -312,23 +339,23 @@ export const make = Effect.fnUntraced(function* (
         bytesIn: counted.bytesIn,
         bytesOut: counted.bytesOut,
         durationMs: Math.round(performance.now() - started),
-        client: peer.commonName ?? "",
+        client: peer.certificate.commonName ?? "",
         ...(response.writableFinished ? {} : { aborted: true }),
       })
     })
     proxy.web(request, response)
   }
 
-  const ws = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+  const ws = (request: IncomingMessage, socket: Duplex, head: Buffer, peer: Peer) => {
     if (badTarget(request)) return void socket.destroy()
     const started = performance.now()
     const path = pathOf(request.url ?? "")
-    const peer = prepare(request, true)
+    prepare(request, peer, true)
     socket.once("close", () =>
       log("proxied websocket closed", {
         path,
         durationMs: Math.round(performance.now() - started),
-        client: peer.commonName ?? "",
+        client: peer.certificate.commonName ?? "",
       }),
     )
     proxy.ws(request, socket, head)

@@ -3,8 +3,8 @@
  * hop-by-hop headers and anything claiming forwarding or identity, plus the
  * forwarding and identity headers the sidecar sets itself.
  */
-import { createHash, X509Certificate } from "node:crypto"
 import type { IncomingHttpHeaders } from "node:http"
+import type { IdentityHeaders } from "../gateway/identityHeaders.ts"
 
 /** RFC 9110 §7.6.1 connection-specific fields, plus the legacy ones proxies still see. */
 const HOP_BY_HOP = new Set([
@@ -19,10 +19,39 @@ const HOP_BY_HOP = new Set([
   "upgrade",
 ])
 
-/** Set only by the sidecar: a client-sent copy is dropped, in any case or spelled with underscores. */
-export const CLIENT_IDENTITY_HEADER = "x-forwarded-client-cert"
-const SPOOFABLE = new Set(["forwarded", "x-real-ip", CLIENT_IDENTITY_HEADER])
-const isSpoofable = (name: string) => SPOOFABLE.has(name) || name.startsWith("x-forwarded-")
+/**
+ * Headers that apps and frameworks trust to say who the client is or where it came from, when a TLS
+ * edge sets them: only the sidecar sets such headers, so a client-sent one is dropped, in any letter
+ * case and spelled with underscores. Exact names, then prefixes.
+ */
+export const IDENTITY_HEADERS: ReadonlySet<string> = new Set([
+  "forwarded",
+  "x-real-ip",
+  "x-client-ip",
+  "true-client-ip",
+  "x-cluster-client-ip",
+  // RFC 9440
+  "client-cert",
+  "client-cert-chain",
+  "x-client-verify",
+  "x-client-dn",
+  "remote-user",
+  "x-remote-user",
+])
+export const IDENTITY_HEADER_PREFIXES: ReadonlyArray<string> = [
+  "x-forwarded-",
+  // X-Client-Cert, X-Client-Cert-Chain, X-Client-Cert-Subject, …
+  "x-client-cert",
+  "x-ssl-client-",
+  "ssl-client-",
+  "x-auth-request-",
+]
+
+const isIdentityHeader = (name: string): boolean => {
+  if (IDENTITY_HEADERS.has(name)) return true
+  for (const prefix of IDENTITY_HEADER_PREFIXES) if (name.startsWith(prefix)) return true
+  return false
+}
 
 /** Header names compare case-insensitively; `_` is folded to `-` because some servers (CGI, WSGI) do. */
 const canonical = (name: string) => name.toLowerCase().replaceAll("_", "-")
@@ -32,8 +61,8 @@ export interface Forwarding {
   readonly clientAddress: string
   /** The port the client connected to. */
   readonly port: number
-  /** XFCC value for the verified client certificate, if any. */
-  readonly clientCert: string | undefined
+  /** The identity headers of the connection's verified certificate (see gateway/identityHeaders.ts). */
+  readonly identity: IdentityHeaders
   /** Keep `Upgrade`/`Connection: upgrade` (WebSocket handshakes). */
   readonly upgrade: boolean
 }
@@ -61,11 +90,15 @@ export const forwardedHeaders = (
     const name = raw.toLowerCase()
     const folded = canonical(raw)
     // Host is kept before `Connection:` tokens are honoured: a client cannot make the sidecar drop it.
+    // The first one: a request with two is refused before it gets here.
     if (name === "host") {
-      host ??= value
+      if (host === undefined) {
+        host = value
+        out.host = value
+      }
       continue
     }
-    if (HOP_BY_HOP.has(folded) || isSpoofable(folded) || connectionTokens.has(folded)) continue
+    if (HOP_BY_HOP.has(folded) || isIdentityHeader(folded) || connectionTokens.has(folded)) continue
     // The sidecar answers `Expect: 100-continue` itself; forwarding it would make the app wait again.
     if (folded === "expect") continue
     const existing = out[name]
@@ -74,62 +107,38 @@ export const forwardedHeaders = (
     else out[name] = [existing, value]
   }
   const client = forwarding.clientAddress.replace(/^::ffff:/, "")
-  return {
-    ...(host === undefined ? {} : { host }),
-    ...out,
-    ...(forwarding.upgrade ? { connection: "upgrade", upgrade: "websocket" } : {}),
-    "x-forwarded-for": client,
-    "x-forwarded-proto": "https",
-    "x-forwarded-port": String(forwarding.port),
-    ...(host === undefined ? {} : { "x-forwarded-host": host }),
-    "x-real-ip": client,
-    ...(forwarding.clientCert === undefined ? {} : { [CLIENT_IDENTITY_HEADER]: forwarding.clientCert }),
+  if (forwarding.upgrade) {
+    out.connection = "upgrade"
+    out.upgrade = "websocket"
   }
+  out["x-forwarded-for"] = client
+  out["x-forwarded-proto"] = "https"
+  out["x-forwarded-port"] = String(forwarding.port)
+  if (host !== undefined) out["x-forwarded-host"] = host
+  out["x-real-ip"] = client
+  Object.assign(out, forwarding.identity)
+  return out
 }
 
-/** A quoted XFCC value: `"` and `\` escaped, as Envoy writes it. */
-const quoted = (value: string) => `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`
-
-/** RFC 4514 order (most specific first), the way Envoy's `Subject=` reads; Node already escapes values. */
-const subjectRfc4514 = (cert: X509Certificate): string =>
-  cert.subject.split("\n").filter(Boolean).reverse().join(",")
-
-/** Node's `subjectAltName` text: `TYPE:value` entries joined by ", ", odd values as JSON strings. */
-const subjectAltNames = (text: string): Array<readonly [string, string]> =>
-  [...text.matchAll(/([A-Za-z][A-Za-z ]*):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/g)].map(([, type, value]) => [
-    type ?? "",
-    value?.startsWith('"') ? (JSON.parse(value) as string) : (value ?? ""),
-  ])
+const RESPONSE_HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "upgrade",
+  "trailer",
+  "transfer-encoding",
+]
 
 /**
- * Envoy's X-Forwarded-Client-Cert for the verified client certificate:
- * `Hash=<sha256 of DER, hex>;Subject="…";URI=…;DNS=…`.
- */
-export const clientCertHeader = (der: Buffer): string => {
-  const cert = new X509Certificate(der)
-  const parts = [
-    `Hash=${createHash("sha256").update(der).digest("hex")}`,
-    `Subject=${quoted(subjectRfc4514(cert))}`,
-  ]
-  for (const [type, value] of subjectAltNames(cert.subjectAltName ?? "")) {
-    if (type === "URI") parts.push(`URI=${quoted(value)}`)
-    else if (type === "DNS") parts.push(`DNS=${quoted(value)}`)
-  }
-  return parts.join(";")
-}
-
-/**
- * The app's response headers, made fit for the client's connection: the app's
- * hop-by-hop headers (and those its `Connection:` names) describe the
- * sidecar-to-app connection, not the client's. `Transfer-Encoding` is left for
- * Node, which frames the body for the client itself.
+ * The app's response headers, made fit for the client's connection (in place): the app's
+ * hop-by-hop headers (and those its `Connection:` names) describe the sidecar-to-app connection,
+ * not the client's. Node frames the body for the client itself (chunked or by Content-Length).
  */
 export const clientResponseHeaders = (headers: IncomingHttpHeaders, closeConnection: boolean): void => {
-  const named = String(headers.connection ?? "")
-    .split(",")
-    .map((token) => canonical(token.trim()))
-  for (const name of [...named, "connection", "keep-alive", "proxy-connection", "upgrade", "trailer"]) {
-    if (name && name !== "transfer-encoding") delete headers[name]
+  const connection = headers.connection
+  if (connection !== undefined) {
+    for (const token of String(connection).split(",")) delete headers[canonical(token.trim())]
   }
+  for (const name of RESPONSE_HOP_BY_HOP) delete headers[name]
   headers.connection = closeConnection ? "close" : "keep-alive"
 }

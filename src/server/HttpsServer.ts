@@ -31,15 +31,15 @@ import { ServeError } from "effect/http/HttpServerError"
 import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { type AllowRules, authorize, identityOf, isRestricted } from "../auth/ClientAuthorization.ts"
 import { type Limits, SidecarConfig } from "../config/SidecarConfig.ts"
+import * as ConnectionBudget from "../gateway/connectionBudget.ts"
+import * as Peer from "../gateway/Peer.ts"
 import { Metrics, type RouteClass } from "../metrics/Metrics.ts"
 import { Forwarder } from "../proxy/Forwarder.ts"
-import { type Material, TlsMaterial } from "../tls/TlsMaterial.ts"
+import { type Material, secureContextOptions, TlsMaterial } from "../tls/TlsMaterial.ts"
 import { ReadinessState } from "./Readiness.ts"
 import { errorBody, SECURITY_HEADERS } from "./responses.ts"
 import * as SidecarPaths from "./SidecarPaths.ts"
@@ -48,18 +48,22 @@ import * as SidecarPaths from "./SidecarPaths.ts"
 // exports, which loads undici and costs ~15 MiB of memory for nothing.
 const https: typeof Https = createRequire(import.meta.url)("node:https")
 
-/** What a rotation swaps: certificate, key, client CA, protocol floor. */
-export const secureContextOptions = (material: Material) => ({
-  cert: material.certPem,
-  key: Redacted.value(material.keyPem),
-  ca: material.caPem,
-  minVersion: "TLSv1.3" as const,
-})
+/**
+ * Only WebSocket handshakes (RFC 6455: GET with an `Upgrade: websocket` token) are upgrades; any
+ * other Upgrade (h2c, TLS/1.0, …) is served as a plain request, its Upgrade header dropped as the
+ * hop-by-hop header it is, so nothing but a WebSocket ever becomes a raw tunnel to the app.
+ */
+export const isWebSocketUpgrade = (request: IncomingMessage): boolean => {
+  if (request.method !== "GET") return false
+  const upgrade = request.headers.upgrade
+  return typeof upgrade === "string" && upgrade.split(",").some((t) => t.trim().toLowerCase() === "websocket")
+}
 
 export const tlsOptions = (material: Material, limits: Limits): Https.ServerOptions => ({
   ...secureContextOptions(material),
   requestCert: true,
   rejectUnauthorized: true,
+  shouldUpgradeCallback: isWebSocketUpgrade,
   handshakeTimeout: Duration.toMillis(limits.handshakeTimeout),
   maxHeaderSize: limits.maxHeaderSize,
   headersTimeout: Duration.toMillis(limits.headersTimeout),
@@ -90,42 +94,120 @@ export class HttpsListener extends Context.Service<
       HttpsListener,
       Effect.gen(function* () {
         const tls = yield* TlsMaterial
-        const { limits } = yield* SidecarConfig
+        const config = yield* SidecarConfig
+        const { limits } = config
         const metrics = yield* Metrics
-        const server = https.createServer(tlsOptions(yield* tls.current, limits))
-        server.maxConnections = limits.maxConnections
-        // Rotation: new handshakes get the new material; established connections keep theirs.
-        yield* Effect.forkScoped(
-          Stream.runForEach(tls.changes, (material) =>
-            Effect.sync(() => server.setSecureContext(secureContextOptions(material))),
-          ),
-        )
+        const initial = yield* tls.current
+        const server = https.createServer(tlsOptions(initial, limits))
         const context = yield* Effect.context<never>()
         const log = Effect.runForkWith(context)
+        const warn = (message: string, fields: Record<string, string>) =>
+          log(Effect.logWarning(message).pipe(Effect.annotateLogs(fields)))
+
+        // The client CAs end the chain a client is said to have sent (Client-Cert-Chain).
+        let trustAnchors = anchorsOf(initial)
+        // Rotation: new handshakes get the new material; established connections keep theirs. The
+        // material was built into a secure context once already (TlsMaterial.accept), so this cannot
+        // fail in practice; if it ever does, the current context stays and the stream goes on.
+        yield* Effect.forkScoped(
+          Stream.runForEach(tls.changes, (material) =>
+            Effect.suspend(() => {
+              try {
+                server.setSecureContext(secureContextOptions(material))
+                trustAnchors = anchorsOf(material)
+                return Effect.void
+              } catch (error) {
+                return Effect.logError(
+                  "TLS material not applied; the previous material is still served",
+                ).pipe(Effect.annotateLogs({ cause: errorText(error) }))
+              }
+            }),
+          ),
+        )
+
+        const dropped = rateLimited(60_000)
+        const budget = ConnectionBudget.install(
+          server,
+          {
+            maxHandshakes: limits.maxHandshakes,
+            maxConnections: limits.maxConnections,
+            handshakeTimeoutMs: Duration.toMillis(limits.handshakeTimeout),
+          },
+          {
+            onHandshakeDropped: (reason, socket) => {
+              metrics.handshakeFailures.inc({
+                reason: reason === "evicted" ? "handshake_evicted" : "handshake_timeout",
+              })
+              dropped(reason, (count) =>
+                warn(
+                  reason === "evicted"
+                    ? "handshake budget full: oldest handshakes closed"
+                    : "TLS handshakes closed at their deadline",
+                  { reason, count: String(count), remote: socket.remoteAddress ?? "unknown" },
+                ),
+              )
+            },
+            onConnectionRefused: (socket) => {
+              metrics.handshakeFailures.inc({ reason: "max_connections" })
+              dropped("max_connections", (count) =>
+                warn("connection refused: MAX_CONNECTIONS reached", {
+                  count: String(count),
+                  remote: socket.remoteAddress ?? "unknown",
+                }),
+              )
+            },
+          },
+        )
+        yield* Effect.addFinalizer(() => Effect.sync(budget.stop))
+
         // Rejected clients never reach a request handler: this is the only trace they leave.
         // Node destroys a socket whose certificate fails before it reports the error: remember peers early.
-        const peers = new WeakMap<object, string>()
+        const addresses = new WeakMap<object, string>()
         server.on("connection", (socket: Socket) => {
-          peers.set(socket, socket.remoteAddress ?? "unknown")
+          addresses.set(socket, socket.remoteAddress ?? "unknown")
         })
         server.on("tlsClientError", (err: Error & { code?: string }, socket: TLSSocket) => {
           const reason = socket.authorizationError
             ? String(socket.authorizationError)
             : (err.code ?? err.message)
           metrics.handshakeFailures.inc({ reason: reason.slice(0, 64) })
-          log(
-            Effect.logWarning("TLS handshake rejected").pipe(
-              Effect.annotateLogs({
-                reason,
-                remote: socket.remoteAddress ?? peerOf(socket, peers),
-              }),
-            ),
-          )
+          warn("TLS handshake rejected", {
+            reason,
+            remote: socket.remoteAddress ?? addressOf(socket, addresses),
+          })
         })
         const closedPromise = new Promise<void>((resolve) => server.once("close", () => resolve()))
+        // The peer record, once per connection; a resumed session must still hold a valid certificate.
         server.on("secureConnection", (socket: TLSSocket) => {
+          if (socket.destroyed) return
           metrics.connections.inc()
           socket.once("close", () => metrics.connections.dec())
+          try {
+            const peer = Peer.make(socket, config.allow, trustAnchors)
+            if (peer === undefined) return void socket.destroy()
+            const refused = socket.isSessionReused() ? Peer.refuseResumed(peer, Date.now()) : undefined
+            if (refused !== undefined) {
+              metrics.handshakeFailures.inc({ reason: "resumed_certificate_invalid" })
+              warn("TLS session resumption refused", {
+                reason: refused,
+                client: peer.certificate.commonName ?? "",
+                remote: peer.address,
+              })
+              return void socket.destroy()
+            }
+            // Only now may requests be served: OpenSSL may already have read one with the handshake,
+            // and a request on a socket without its record is dropped (see dispatch).
+            Peer.attach(socket, peer)
+            if (peer.denied !== undefined)
+              warn("client not authorized", { reason: peer.denied, remote: peer.address })
+          } catch (error) {
+            // A certificate OpenSSL verified but this code cannot read: refuse the connection, keep serving.
+            warn("connection closed: client certificate not readable", {
+              cause: errorText(error),
+              remote: socket.remoteAddress ?? "unknown",
+            })
+            socket.destroy()
+          }
         })
         let draining = false
         server.prependListener("request", (_request, response: ServerResponse) => {
@@ -155,6 +237,30 @@ export class HttpsListener extends Context.Service<
     )
 }
 
+const anchorsOf = (material: Material): ReadonlySet<string> =>
+  new Set(material.clientCas.map((ca) => ca.fingerprint256))
+
+const errorText = (error: unknown): string =>
+  error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error)
+
+/**
+ * Calls `emit(count)` at most once per `everyMs` for each key, with how many events it stood for:
+ * what a flood of refused connections costs in log lines stays bounded.
+ */
+const rateLimited = (everyMs: number) => {
+  const last = new Map<string, { at: number; count: number }>()
+  return (key: string, emit: (count: number) => void) => {
+    const now = performance.now()
+    const entry = last.get(key)
+    if (entry === undefined || now - entry.at >= everyMs) {
+      emit((entry?.count ?? 0) + 1)
+      last.set(key, { at: now, count: 0 })
+    } else {
+      entry.count++
+    }
+  }
+}
+
 const listen = (server: Https.Server, port: number, host: string | undefined) =>
   Effect.callback<void, ServeError>((resume) => {
     const onError = (cause: Error) => resume(Effect.fail(new ServeError({ cause })))
@@ -167,32 +273,59 @@ const listen = (server: Https.Server, port: number, host: string | undefined) =>
 
 const securityHeaders = Object.entries(SECURITY_HEADERS)
 
-/** The TCP socket under a server-side TLS socket is its `_parent` (Node keeps no public accessor). */
-const peerOf = (socket: TLSSocket, peers: WeakMap<object, string>): string => {
-  const parent = (socket as TLSSocket & { readonly _parent?: object })._parent
-  return (parent && peers.get(parent)) ?? peers.get(socket) ?? "unknown"
+const addressOf = (socket: TLSSocket, addresses: WeakMap<object, string>): string => {
+  const tcp = ConnectionBudget.tcpOf(socket)
+  return (tcp && addresses.get(tcp)) ?? addresses.get(socket) ?? "unknown"
 }
 
-/**
- * The allow-lists beyond the CA, decided once per TLS connection (its
- * certificate cannot change). Returns the reason for a denial, else undefined.
- */
-const authorizer = (rules: AllowRules, log: (fields: Record<string, string>) => void) => {
-  if (!isRestricted(rules)) return (_request: IncomingMessage): string | undefined => undefined
-  const decisions = new WeakMap<object, string | undefined>()
-  return (request: IncomingMessage): string | undefined => {
-    const socket = request.socket as TLSSocket
-    if (decisions.has(socket)) return decisions.get(socket)
-    const decision = authorize(rules, identityOf(socket.getPeerCertificate()))
-    const reason = decision.allowed ? undefined : decision.reason
-    decisions.set(socket, reason)
-    if (reason !== undefined) log({ reason, remote: socket.remoteAddress ?? "unknown" })
-    return reason
+const ignore = () => {}
+
+const pathOf = (url: string) => {
+  const query = url.indexOf("?")
+  return query === -1 ? url : url.slice(0, query)
+}
+
+/** How many Host fields the request carries: RFC 9112 §3.2 asks for 400 on more than one. */
+const hostCount = (rawHeaders: ReadonlyArray<string>): number => {
+  let count = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string
+    if (name.length === 4 && name.toLowerCase() === "host") count++
+  }
+  return count
+}
+
+const TITLES: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway" }
+
+/** The sidecar's own error answer; 400 and 502 also close the connection. */
+const refuse = (
+  request: IncomingMessage,
+  response: ServerResponse,
+  status: 400 | 403 | 502,
+  detail: string,
+) => {
+  const { contentType, body } = errorBody(request.headers.accept, status, TITLES[status] ?? "", detail)
+  response.writeHead(status, {
+    ...SECURITY_HEADERS,
+    "content-type": contentType,
+    "content-length": Buffer.byteLength(body),
+    ...(status === 403 ? {} : { connection: "close" }),
+  })
+  response.end(body)
+}
+
+/** After a throw: a 502 if nothing was sent yet, else the connection ends (a truncated answer shows). */
+const abort = (request: IncomingMessage, response: ServerResponse) => {
+  if (response.headersSent || response.destroyed) return void response.destroy()
+  try {
+    refuse(request, response, 502, "The sidecar could not handle this request.")
+  } catch {
+    response.destroy()
   }
 }
 
-const notFoundUpgrade = (socket: Duplex) =>
-  socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+const refuseUpgrade = (socket: Duplex, status: number, title: string) =>
+  socket.end(`HTTP/1.1 ${status} ${title}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
 
 /** Effect's HttpServer over the mTLS listener; the Forwarder, when present, gets every non-sidecar path. */
 export const layer: Layer.Layer<
@@ -253,38 +386,66 @@ export const layer: Layer.Layer<
             ...(middleware === undefined ? {} : { middleware }),
           })
           const forward = Option.getOrUndefined(forwarder)
-          const authorization = authorizer(config.allow, (fields) =>
-            runFork(Effect.logWarning("client not authorized").pipe(Effect.annotateLogs(fields))),
-          )
-          const ownsRequest = (request: IncomingMessage) =>
-            forward === undefined || paths.owns(request.url ?? "")
+          const ownsRequest = (url: string) => forward === undefined || paths.owns(url)
+          const failed = (request: IncomingMessage, error: unknown) =>
+            runFork(
+              Effect.logError("request failed").pipe(
+                Effect.annotateLogs({
+                  method: request.method ?? "",
+                  path: pathOf(request.url ?? ""),
+                  cause: error instanceof Error ? (error.stack ?? error.message) : String(error),
+                }),
+              ),
+            )
 
-          const onRequest = (request: IncomingMessage, response: ServerResponse) => {
-            const denied = authorization(request)
-            observe(denied !== undefined ? "denied" : ownsRequest(request) ? "sidecar" : "app", response)
-            if (denied !== undefined) {
-              const { contentType, body } = errorBody(request.headers.accept, 403, "Forbidden", denied)
-              response.writeHead(403, { ...SECURITY_HEADERS, "content-type": contentType })
-              return void response.end(body)
-            }
-            if (!ownsRequest(request)) return forward?.web(request, response)
+          const dispatch = (request: IncomingMessage, response: ServerResponse, expectsContinue: boolean) => {
+            const peer = Peer.of(request.socket)
+            // Cannot happen: mTLS lets no connection through without its peer record.
+            if (peer === undefined) return void response.destroy()
+            const url = request.url ?? ""
+            const owned = ownsRequest(url)
+            observe(peer.denied !== undefined ? "denied" : owned ? "sidecar" : "app", response)
+            // A denied client is answered 403 at once, not invited to send its body.
+            if (peer.denied !== undefined) return refuse(request, response, 403, peer.denied)
+            if (hostCount(request.rawHeaders) > 1)
+              return refuse(request, response, 400, "More than one Host header.")
+            if (expectsContinue) response.writeContinue()
+            if (!owned) return forward?.web(request, response, peer)
+            // HEAD is GET without a body: Node's response already knows it answers a HEAD.
+            if (request.method === "HEAD") request.method = "GET"
             // The sidecar's own responses, API included; a page may still set a stricter CSP of its own.
             for (const [name, value] of securityHeaders) response.setHeader(name, value)
             handler(request, response)
           }
-          // `Expect: 100-continue`: the sidecar says continue itself, for its paths and the app's.
-          const onCheckContinue = (request: IncomingMessage, response: ServerResponse) => {
-            // A denied client is answered 403 at once, not invited to send its body.
-            if (authorization(request) === undefined) response.writeContinue()
-            onRequest(request, response)
-          }
-          const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-            if (authorization(request) !== undefined) {
-              return void socket.end(
-                "HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
-              )
+          // Nothing a client sends may end the process: a throw answers 502 (or ends the connection).
+          const guarded =
+            (expectsContinue: boolean) => (request: IncomingMessage, response: ServerResponse) => {
+              try {
+                dispatch(request, response, expectsContinue)
+              } catch (error) {
+                failed(request, error)
+                abort(request, response)
+              }
             }
-            return ownsRequest(request) ? notFoundUpgrade(socket) : forward?.ws(request, socket, head)
+          const onRequest = guarded(false)
+          // `Expect: 100-continue`: the sidecar says continue itself, for its paths and the app's.
+          const onCheckContinue = guarded(true)
+          const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+            // Node drops its own error listener before this event: without one, a reset would end the process.
+            socket.on("error", ignore)
+            try {
+              const peer = Peer.of(socket)
+              if (peer === undefined) return void socket.destroy()
+              if (peer.denied !== undefined) return refuseUpgrade(socket, 403, "Forbidden")
+              if (hostCount(request.rawHeaders) > 1) return refuseUpgrade(socket, 400, "Bad Request")
+              if (ownsRequest(request.url ?? "") || forward === undefined) {
+                return refuseUpgrade(socket, 404, "Not Found")
+              }
+              forward.ws(request, socket, head, peer)
+            } catch (error) {
+              failed(request, error)
+              socket.destroy()
+            }
           }
 
           // Runs before the request scope closes: in-flight requests finish within the grace period.

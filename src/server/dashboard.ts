@@ -6,13 +6,14 @@
  * (`textContent`), never HTML.
  */
 import { createHash } from "node:crypto"
+import type { ClientCertificate } from "../gateway/clientCertificate.ts"
 import type { AttestationResponse, StatusResponse } from "./api/SidecarApi.ts"
-import type { ClientIdentity } from "./ClientIdentity.ts"
 import { Html, html } from "./html.ts"
 import type { SidecarPaths } from "./SidecarPaths.ts"
 
 export interface DashboardView {
-  readonly client: ClientIdentity | undefined
+  /** The connection's verified certificate (its peer record), the same the allow-lists and logs use. */
+  readonly client: Pick<ClientCertificate, "commonName" | "subject" | "issuer" | "validTo"> | undefined
   readonly status: typeof StatusResponse.Type
   readonly attestation: typeof AttestationResponse.Type
   readonly paths: Pick<SidecarPaths, "status" | "attestation" | "openapi" | "metrics">
@@ -155,7 +156,7 @@ const dayClass = (days: number) => (days < 7 ? "bad" : days < 30 ? "warn" : "")
 export const render = (view: DashboardView): string => {
   const { status: s, attestation: a, client } = view
   const cert = s.serverCertificate
-  const clientDays = client ? Math.floor((Date.parse(client.validTo) - Date.now()) / 86_400_000) : undefined
+  const clientDays = client ? Math.floor((client.validTo.getTime() - Date.now()) / 86_400_000) : undefined
   const app = s.forwarding
   return `<!doctype html>${html`<html lang="en">
 <head>
@@ -192,7 +193,7 @@ export const render = (view: DashboardView): string => {
 <div><dt>Client</dt><dd id="client-cn">${client?.commonName ?? "(no common name)"}</dd></div>
 <div><dt>Subject</dt><dd>${client?.subject ?? ""}</dd></div>
 <div><dt>Issuer</dt><dd>${client?.issuer ?? ""}</dd></div>
-<div><dt>Valid until</dt><dd class="${clientDays === undefined ? "" : dayClass(clientDays)}">${when(client?.validTo)}${clientDays === undefined ? "" : ` (${clientDays} days)`}</dd></div>
+<div><dt>Valid until</dt><dd class="${clientDays === undefined ? "" : dayClass(clientDays)}">${when(client?.validTo.toISOString())}${clientDays === undefined ? "" : ` (${clientDays} days)`}</dd></div>
 </dl>
 </section>
 <section aria-labelledby="h-tls">

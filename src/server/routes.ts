@@ -4,6 +4,8 @@
  * and the dashboard (at `/` too when nothing is forwarded). Everything else
  * that reaches the router is a 404.
  */
+
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as HttpRouter from "effect/http/HttpRouter"
@@ -13,10 +15,10 @@ import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
+import * as Peer from "../gateway/Peer.ts"
 import { Metrics } from "../metrics/Metrics.ts"
 import * as Handlers from "./api/handlers.ts"
 import * as SidecarApi from "./api/SidecarApi.ts"
-import * as ClientIdentity from "./ClientIdentity.ts"
 import * as Dashboard from "./dashboard.ts"
 import { error, page } from "./responses.ts"
 import * as SidecarPaths from "./SidecarPaths.ts"
@@ -28,7 +30,7 @@ const dashboard = Effect.gen(function* () {
   const paths = SidecarPaths.make(config.pathPrefix)
   return page(
     Dashboard.render({
-      client: ClientIdentity.fromRequest(request),
+      client: Peer.of(NodeHttpServerRequest.toIncomingMessage(request).socket)?.certificate,
       status: yield* Status.status,
       attestation: yield* Status.attestation,
       paths,

@@ -29,7 +29,8 @@ type CryptoKeyPair = webcrypto.CryptoKeyPair
 
 X509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof X509.cryptoProvider.set>[0])
 
-export type KeyAlgorithm = "ec-p256" | "rsa-2048" | "rsa-4096"
+/** `rsa-1024` and `rsa-512` are too weak for OpenSSL's default security level: for tests of refused material. */
+export type KeyAlgorithm = "ec-p256" | "rsa-2048" | "rsa-4096" | "rsa-1024" | "rsa-512"
 
 export type KeyFormat = "pkcs8" | "pkcs1"
 
@@ -74,6 +75,13 @@ export interface LeafOptions {
   readonly kind: "server" | "client"
   readonly dnsNames?: ReadonlyArray<string>
   readonly ipAddresses?: ReadonlyArray<string>
+  /** URI SANs, as they are (tests put control characters in them). */
+  readonly uris?: ReadonlyArray<string>
+  /**
+   * The whole subject, in certificate order, instead of `C=US[, O=org], CN=cn`: for tests of odd
+   * names (UTF-8, control characters, several CNs, multi-valued RDNs).
+   */
+  readonly subject?: X509.JsonName
   /** Default "ec-p256". */
   readonly algorithm?: KeyAlgorithm
   /** Default now - 5 minutes. */
@@ -134,11 +142,13 @@ const generationParams = (
   switch (algorithm) {
     case "ec-p256":
       return { name: "ECDSA", namedCurve: "P-256" }
+    case "rsa-512":
+    case "rsa-1024":
     case "rsa-2048":
     case "rsa-4096":
       return {
         name: "RSASSA-PKCS1-v1_5",
-        modulusLength: algorithm === "rsa-2048" ? 2048 : 4096,
+        modulusLength: Number(algorithm.slice("rsa-".length)),
         publicExponent: new Uint8Array([1, 0, 1]),
         hash: "SHA-256",
       }
@@ -258,6 +268,7 @@ export const issue = async (ca: Authority, options: LeafOptions): Promise<Issued
   }
   const dnsNames = options.dnsNames ?? []
   const ipAddresses = options.ipAddresses ?? []
+  const uris = options.uris ?? []
   for (const ip of ipAddresses) {
     if (isIP(ip) === 0) throw new Error(`DevPki: not an IP address: ${JSON.stringify(ip)}`)
   }
@@ -276,12 +287,13 @@ export const issue = async (ca: Authority, options: LeafOptions): Promise<Issued
     new X509.AuthorityKeyIdentifierExtension(await authorityKeyId(ca), false),
     await X509.SubjectKeyIdentifierExtension.create(keys.publicKey),
   ]
-  if (dnsNames.length > 0 || ipAddresses.length > 0) {
+  if (dnsNames.length > 0 || ipAddresses.length > 0 || uris.length > 0) {
     extensions.push(
       new X509.SubjectAlternativeNameExtension(
         [
           ...dnsNames.map((value) => ({ type: "dns" as const, value })),
           ...ipAddresses.map((value) => ({ type: "ip" as const, value })),
+          ...uris.map((value) => ({ type: "url" as const, value })),
         ],
         false,
       ),
@@ -289,7 +301,7 @@ export const issue = async (ca: Authority, options: LeafOptions): Promise<Issued
   }
   const cert = await X509.X509CertificateGenerator.create({
     serialNumber: randomSerialNumber(),
-    subject: subjectName(options.cn, options.org),
+    subject: options.subject ?? subjectName(options.cn, options.org),
     issuer: ca.cert.subjectName,
     ...validity(options.notBefore, options.notAfter, LEAF_LIFETIME_MS),
     publicKey: keys.publicKey,
@@ -299,6 +311,33 @@ export const issue = async (ca: Authority, options: LeafOptions): Promise<Issued
   return {
     certPem: toPem(cert),
     keyPem: exportPrivateKey(keys.privateKey, algorithm, keyFormat),
+    cert,
+    keys,
+    algorithm,
+  }
+}
+
+/** An intermediate CA signed by `parent` (for chains a client sends in full). */
+export const issueCa = async (parent: Authority, options: CaOptions = {}): Promise<Authority> => {
+  const algorithm = options.algorithm ?? "ec-p256"
+  const keys = await generateKeys(algorithm)
+  const cert = await X509.X509CertificateGenerator.create({
+    serialNumber: randomSerialNumber(),
+    subject: subjectName(options.cn ?? "CoCo Sidecar Dev Intermediate CA", options.org),
+    issuer: parent.cert.subjectName,
+    ...validity(options.notBefore, options.notAfter, CA_LIFETIME_MS),
+    publicKey: keys.publicKey,
+    signingKey: parent.keys.privateKey,
+    extensions: [
+      new X509.BasicConstraintsExtension(true, undefined, true),
+      new X509.KeyUsagesExtension(X509.KeyUsageFlags.keyCertSign | X509.KeyUsageFlags.cRLSign, true),
+      new X509.AuthorityKeyIdentifierExtension(await authorityKeyId(parent), false),
+      await X509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  })
+  return {
+    certPem: toPem(cert),
+    keyPem: exportPrivateKey(keys.privateKey, algorithm, options.keyFormat ?? "pkcs8"),
     cert,
     keys,
     algorithm,

@@ -2,6 +2,8 @@
  * TlsMaterial: the server certificate, its key and the client CA, fetched
  * from the CDH and validated before the HTTPS server may listen.
  */
+import type { SecureContextOptions } from "node:tls"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -19,6 +21,9 @@ import type { TlsMaterialError } from "./errors.ts"
 import * as Validate from "./validate.ts"
 
 export interface Material {
+  readonly uris: { readonly cert: string; readonly key: string; readonly ca: string }
+  /** Each client CA certificate on its own, for OpenSSL's checks. */
+  readonly clientCaPems: ReadonlyArray<{ readonly pem: string; readonly subject: string }>
   /** Leaf first, then any intermediates, as served. */
   readonly certPem: string
   readonly keyPem: Redacted.Redacted<string>
@@ -37,7 +42,18 @@ export interface Sources {
 export const EXPIRY_WARNING_DAYS = 30
 const DAY_MS = 86_400_000
 
-/** Pure: parse and check all three resources as of `now`. */
+/** What the server's secure context is built from, on start and on every rotation. */
+export const secureContextOptions = (material: Material): SecureContextOptions => ({
+  cert: material.certPem,
+  key: Redacted.value(material.keyPem),
+  ca: material.caPem,
+  minVersion: "TLSv1.3",
+})
+
+/**
+ * Pure: parse and check all three resources as of `now`. Not yet what OpenSSL makes of them:
+ * that is {@link accept}, run only on material that is new.
+ */
 export const validate = (sources: Sources, now: Date): Result.Result<Material, TlsMaterialError> =>
   Result.gen(function* () {
     const chain = yield* Validate.parseCertificates(
@@ -52,6 +68,11 @@ export const validate = (sources: Sources, now: Date): Result.Result<Material, T
     const cas = yield* Validate.parseCertificates(sources.ca.bytes, sources.ca.uri, "client CA certificate")
     yield* Validate.checkClientCas(cas.certs, sources.ca.uri, now)
     return {
+      uris: { cert: sources.cert.uri, key: sources.key.uri, ca: sources.ca.uri },
+      clientCaPems: cas.certs.map((cert) => ({
+        pem: cert.toString(),
+        subject: Validate.oneLine(cert.subject),
+      })),
       certPem: chain.pem,
       keyPem: key.pem,
       caPem: cas.pem,
@@ -60,6 +81,13 @@ export const validate = (sources: Sources, now: Date): Result.Result<Material, T
       fetchedAt: now,
     }
   })
+
+/** Whether OpenSSL builds a secure context from the material: only then may the server use it. */
+export const accept = (material: Material): Result.Result<Material, TlsMaterialError> =>
+  Result.map(
+    Validate.checkAcceptedByOpenSsl(secureContextOptions(material), material.clientCaPems, material.uris),
+    () => material,
+  )
 
 export const daysUntil = (date: Date, now: Date): number =>
   Math.floor((date.getTime() - now.getTime()) / DAY_MS)
@@ -133,7 +161,14 @@ export class TlsMaterial extends Context.Service<
 
       const refresh: Effect.Effect<RefreshOutcome> = Effect.gen(function* () {
         const startedAt = new Date(yield* Clock.currentTimeMillis)
-        const fetched = yield* fetchOnce(config, client).pipe(Effect.result)
+        const previous = yield* SubscriptionRef.get(ref)
+        // New material must also pass OpenSSL before it replaces what is served.
+        const fetched = yield* fetchOnce(config, client).pipe(
+          Effect.flatMap((next) =>
+            sameMaterial(previous, next) ? Effect.succeed(next) : Effect.fromResult(accept(next)),
+          ),
+          Effect.result,
+        )
         const now = new Date(yield* Clock.currentTimeMillis)
         if (fetched._tag === "Failure") {
           const message = fetched.failure.message
@@ -147,7 +182,6 @@ export class TlsMaterial extends Context.Service<
           )
           return "failed" as const
         }
-        const previous = yield* SubscriptionRef.get(ref)
         const changed = !sameMaterial(previous, fetched.success)
         yield* Ref.update(state, (s) => ({
           lastAttemptAt: startedAt.toISOString(),
@@ -165,9 +199,23 @@ export class TlsMaterial extends Context.Service<
         return changed ? ("rotated" as const) : ("unchanged" as const)
       }).pipe(Effect.withSpan("TlsMaterial.refresh"))
 
-      // One refresh at a time, whether from the timer or a signal.
+      // One refresh at a time, whether from the timer or a signal. A defect (a bug) is reported as a
+      // failed refresh: it must not end the loop, which would silently stop every later rotation.
       const semaphore = yield* Semaphore.make(1)
-      const serialized = semaphore.withPermits(1)(refresh)
+      const serialized = semaphore.withPermits(1)(
+        refresh.pipe(
+          Effect.catchDefect((defect) =>
+            Effect.gen(function* () {
+              const message = `refresh failed unexpectedly: ${Cause.pretty(Cause.die(defect)).split("\n")[0]}`
+              yield* Ref.update(state, (s) => ({ ...s, lastError: message }))
+              yield* Effect.logError("TLS material refresh failed; keeping the current material").pipe(
+                Effect.annotateLogs({ cause: message }),
+              )
+              return "failed" as const
+            }),
+          ),
+        ),
+      )
       yield* Effect.forkScoped(
         Effect.forever(Effect.andThen(Effect.sleep(config.tlsRefreshInterval), serialized)),
       )
@@ -219,9 +267,10 @@ const fetchAll = <E, R>(config: Settings, fetch: (uri: ResourceUri) => Effect.Ef
 /** One attempt at each resource, for refreshes: the next interval is the retry. */
 const fetchOnce = (config: Settings, client: ResourceClient["Service"]) => fetchAll(config, client.get)
 
-/** Fetch the three resources (retrying per config) and validate them. */
+/** Fetch the three resources (retrying per config), validate them and have OpenSSL accept them. */
 export const load = Effect.gen(function* () {
   const config = yield* SidecarConfig
   const policy = { base: config.cdh.retryBase, max: config.cdh.retryMax, budget: config.cdh.startupTimeout }
-  return yield* fetchAll(config, (uri) => fetchRetrying(uri, policy))
+  const material = yield* fetchAll(config, (uri) => fetchRetrying(uri, policy))
+  return yield* Effect.fromResult(accept(material))
 }).pipe(Effect.withSpan("TlsMaterial.load"))

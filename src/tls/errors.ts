@@ -49,9 +49,21 @@ export class NotACaCertificate extends Data.TaggedError("NotACaCertificate")<{
   }
 }
 
+/** Parsed fine, but OpenSSL will not use it (at Node's security level): it would fail every handshake. */
+export class RefusedByOpenSsl extends Data.TaggedError("RefusedByOpenSsl")<{
+  readonly uri: string
+  readonly what: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `${this.uri}: OpenSSL refuses the ${this.what}: ${this.reason}`
+  }
+}
+
 export type TlsMaterialError =
   | InvalidPem
   | KeyMismatch
   | CertificateExpired
   | CertificateNotYetValid
   | NotACaCertificate
+  | RefusedByOpenSsl

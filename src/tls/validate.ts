@@ -3,6 +3,7 @@
  * broken resource fails start-up with its URI instead of failing handshakes.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto"
+import { createSecureContext, type SecureContextOptions } from "node:tls"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import {
@@ -11,6 +12,7 @@ import {
   InvalidPem,
   KeyMismatch,
   NotACaCertificate,
+  RefusedByOpenSsl,
 } from "./errors.ts"
 
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
@@ -156,3 +158,63 @@ export const checkClientCas = (
 }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+/** OpenSSL's reason in words, with what to do for the refusals users meet. */
+const openSslReason = (error: unknown): string => {
+  const code = (error as { readonly code?: unknown }).code
+  switch (code) {
+    case "ERR_SSL_EE_KEY_TOO_SMALL":
+    case "ERR_SSL_CA_KEY_TOO_SMALL":
+      return "the key is too small for its security level (RSA needs at least 2048 bits, EC at least 224)"
+    case "ERR_SSL_CA_MD_TOO_WEAK":
+      return "the certificate is signed with a digest too weak for its security level (SHA-1 or MD5; use SHA-256)"
+    default:
+      // OpenSSL's own text, without the "error:0A00018F:SSL routines::" prefix; it never quotes key bytes.
+      return errorText(error).replace(/^error:[0-9A-F]+:[^:]*:[^:]*:/, "")
+  }
+}
+
+const refusedBy = (
+  attempt: () => unknown,
+  uri: string,
+  what: string,
+): Result.Result<void, RefusedByOpenSsl> => {
+  try {
+    attempt()
+    return Result.void
+  } catch (error) {
+    return Result.fail(new RefusedByOpenSsl({ uri, what, reason: openSslReason(error) }))
+  }
+}
+
+/**
+ * Builds the secure context exactly as the server will (tls.createSecureContext): material that
+ * parses but that OpenSSL refuses (a 1024-bit RSA key at Node's default security level, a SHA-1
+ * signature) fails here, naming its URI, instead of in the server or at every handshake. Each
+ * client CA is also loaded as a certificate of its own, so that OpenSSL applies its key-size
+ * policy to it: as a trust anchor it is accepted at load time and only fails client handshakes.
+ */
+export const checkAcceptedByOpenSsl = (
+  options: SecureContextOptions,
+  clientCas: ReadonlyArray<{ readonly pem: string; readonly subject: string }>,
+  uris: { readonly cert: string; readonly key: string; readonly ca: string },
+): Result.Result<void, RefusedByOpenSsl> =>
+  Result.gen(function* () {
+    const { cert, key, minVersion } = options
+    const keyProblem = refusedBy(
+      () => createSecureContext({ cert, key, minVersion }),
+      uris.key,
+      "private key",
+    )
+    if (Result.isFailure(keyProblem)) {
+      // Blame the key for its size, the certificate for anything else (its signature, its encoding).
+      const blamed = keyProblem.failure.reason.startsWith("the key")
+        ? keyProblem.failure
+        : new RefusedByOpenSsl({ ...keyProblem.failure, uri: uris.cert, what: "server certificate" })
+      return yield* Result.fail(blamed)
+    }
+    for (const { pem, subject } of clientCas) {
+      yield* refusedBy(() => createSecureContext({ cert: pem }), uris.ca, `client CA certificate ${subject}`)
+    }
+    yield* refusedBy(() => createSecureContext(options), uris.ca, "client CA certificate")
+  })

@@ -1,15 +1,6 @@
-// tsyringe, under @peculiar/x509, needs the Reflect metadata API at load time: keep this import first.
-import "reflect-metadata"
-import { createHash, webcrypto, X509Certificate } from "node:crypto"
-import * as X509 from "@peculiar/x509"
-import { beforeAll, describe, expect, it } from "vitest"
-import {
-  CLIENT_IDENTITY_HEADER,
-  clientCertHeader,
-  type Forwarding,
-  forwardedHeaders,
-} from "../../src/proxy/headers.ts"
-import { createCa, createDevPki, type DevPki, issue } from "../../src/tls/DevPki.ts"
+import { describe, expect, it } from "vitest"
+import { CLIENT_CERT, XFCC } from "../../src/gateway/identityHeaders.ts"
+import { type Forwarding, forwardedHeaders } from "../../src/proxy/headers.ts"
 
 const CLIENT = "203.0.113.7"
 const PORT = 8443
@@ -18,7 +9,7 @@ const forward = (rawHeaders: ReadonlyArray<string>, overrides: Partial<Forwardin
   forwardedHeaders(rawHeaders, {
     clientAddress: CLIENT,
     port: PORT,
-    clientCert: undefined,
+    identity: {},
     upgrade: false,
     ...overrides,
   })
@@ -26,8 +17,6 @@ const forward = (rawHeaders: ReadonlyArray<string>, overrides: Partial<Forwardin
 /** Every value the application receives, flattened, to check a client-sent value went nowhere. */
 const allValues = (headers: Record<string, string | ReadonlyArray<string> | undefined>): Array<string> =>
   Object.values(headers).flatMap((v) => (v === undefined ? [] : typeof v === "string" ? [v] : [...v]))
-
-const sha256Hex = (der: Buffer) => createHash("sha256").update(der).digest("hex")
 
 /** The sidecar's own headers for CLIENT/PORT and the given Host. */
 const sidecarHeaders = (host: string | undefined) => ({
@@ -144,16 +133,17 @@ describe("forwardedHeaders", () => {
           "Connection",
           "host, x-forwarded-for, x-real-ip, X-Forwarded-Proto, x-forwarded-port, x-forwarded-host",
           "Connection",
-          `${CLIENT_IDENTITY_HEADER}, upgrade`,
+          `${XFCC}, client-cert, upgrade`,
         ],
-        { clientCert: cert, upgrade: true },
+        { identity: { [XFCC]: cert, [CLIENT_CERT]: ":AA==:" }, upgrade: true },
       )
       expect(out).toEqual({
         host: "app.example",
         connection: "upgrade",
         upgrade: "websocket",
         ...sidecarHeaders("app.example"),
-        [CLIENT_IDENTITY_HEADER]: cert,
+        [XFCC]: cert,
+        [CLIENT_CERT]: ":AA==:",
       })
     })
   })
@@ -185,9 +175,9 @@ describe("forwardedHeaders", () => {
       "x_real_ip",
       "X_REAL_IP",
     ])("drops %s and keeps the sidecar's value", (name) => {
-      const out = forward(["Host", "app", name, "spoofed"], { clientCert: "Hash=ab" })
+      const out = forward(["Host", "app", name, "spoofed"], { identity: { [XFCC]: "Hash=ab" } })
       expect(allValues(out)).not.toContain("spoofed")
-      expect(out).toEqual({ host: "app", ...sidecarHeaders("app"), [CLIENT_IDENTITY_HEADER]: "Hash=ab" })
+      expect(out).toEqual({ host: "app", ...sidecarHeaders("app"), [XFCC]: "Hash=ab" })
     })
 
     it("drops every copy of a repeated spoofed header", () => {
@@ -208,8 +198,42 @@ describe("forwardedHeaders", () => {
 
     it("does not add X-Forwarded-Client-Cert without a certificate, even if the client sent one", () => {
       const out = forward(["Host", "app", "X-Forwarded-Client-Cert", 'Hash=forged;Subject="CN=admin"'])
-      expect(out).not.toHaveProperty(CLIENT_IDENTITY_HEADER)
+      expect(out).not.toHaveProperty(XFCC)
       expect(allValues(out).join(" ")).not.toContain("forged")
+    })
+
+    // Finding 11: the whole family of identity headers that apps trust from a TLS edge.
+    it.each([
+      "X-Client-Cert",
+      "x-client-cert",
+      "X_CLIENT_CERT",
+      "X-Client-Cert-Chain",
+      "X-Client-Cert-Subject",
+      "Client-Cert",
+      "client_cert",
+      "CLIENT-CERT-CHAIN",
+      "X-SSL-Client-Cert",
+      "X-SSL-Client-Verify",
+      "X-SSL-Client-S-DN",
+      "x_ssl_client_dn",
+      "SSL-Client-Cert",
+      "SSL_CLIENT_S_DN",
+      "X-Client-Verify",
+      "X-Client-DN",
+      "Remote-User",
+      "REMOTE_USER",
+      "X-Remote-User",
+      "X-Auth-Request-User",
+      "X-Auth-Request-Email",
+      "x_auth_request_groups",
+      "X-Client-IP",
+      "True-Client-IP",
+      "X-Cluster-Client-IP",
+    ])("finding 11: drops a client-sent %s, whatever the case or underscores", (name) => {
+      const identity = { [XFCC]: "Hash=ab", [CLIENT_CERT]: ":AA==:" }
+      const out = forward(["Host", "app", name, "CN=admin"], { identity })
+      expect(allValues(out)).not.toContain("CN=admin")
+      expect(out).toEqual({ host: "app", ...sidecarHeaders("app"), ...identity })
     })
   })
 
@@ -346,120 +370,5 @@ describe("forwardedHeaders", () => {
       const out = forward(["Host", "app", "__proto__", "v"])
       expect(Object.getOwnPropertyDescriptor(out, "__proto__")?.value).toBe("v")
     })
-  })
-})
-
-describe("clientCertHeader", () => {
-  let pki: DevPki
-  beforeAll(async () => {
-    pki = await createDevPki()
-  })
-
-  const der = (certPem: string) => new X509Certificate(certPem).raw
-
-  it("is Hash and the RFC 4514 Subject, most specific first", () => {
-    const raw = der(pki.client.certPem)
-    expect(clientCertHeader(raw)).toBe(
-      `Hash=${sha256Hex(raw)};Subject="CN=developer,O=Confidential Containers,C=US"`,
-    )
-  })
-
-  it("hashes the DER as 64 lowercase hex digits", () => {
-    const raw = der(pki.client.certPem)
-    const hash = /^Hash=([^;]*);/.exec(clientCertHeader(raw))?.[1]
-    expect(hash).toMatch(/^[0-9a-f]{64}$/)
-    expect(hash).toBe(sha256Hex(raw))
-  })
-
-  it("gives different hashes for different certificates", () => {
-    const hashOf = (pem: string) => /^Hash=([^;]*);/.exec(clientCertHeader(der(pem)))?.[1]
-    expect(hashOf(pki.client.certPem)).not.toBe(hashOf(pki.server.certPem))
-  })
-
-  it("lists DNS SANs in order and leaves IP SANs out", () => {
-    const raw = der(pki.server.certPem)
-    expect(clientCertHeader(raw)).toBe(
-      `Hash=${sha256Hex(raw)};Subject="CN=localhost,O=Confidential Containers,C=US";DNS="localhost"`,
-    )
-  })
-
-  it("lists several DNS SANs", async () => {
-    const leaf = await issue(pki.ca, {
-      cn: "web",
-      kind: "client",
-      dnsNames: ["a.example", "b.example", "*.c.example"],
-    })
-    const raw = der(leaf.certPem)
-    expect(clientCertHeader(raw)).toBe(
-      `Hash=${sha256Hex(raw)};Subject="CN=web,C=US";DNS="a.example";DNS="b.example";DNS="*.c.example"`,
-    )
-  })
-
-  /** A self-signed certificate with the given SANs (DevPki has no URI SANs). */
-  const withSans = async (cn: string, sans: ReadonlyArray<X509.JsonGeneralName>): Promise<Buffer> => {
-    const keys = await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
-      "sign",
-      "verify",
-    ])
-    const cert = await X509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: "01",
-      name: [{ CN: [cn] }],
-      notBefore: new Date(Date.now() - 60_000),
-      notAfter: new Date(Date.now() + 86_400_000),
-      keys,
-      extensions: [new X509.SubjectAlternativeNameExtension([...sans])],
-    })
-    return Buffer.from(cert.rawData)
-  }
-
-  it("lists URI and DNS SANs in certificate order", async () => {
-    const raw = await withSans("svc", [
-      { type: "url", value: "spiffe://cluster.local/ns/shop/sa/web" },
-      { type: "dns", value: "web.shop.svc" },
-      { type: "url", value: "https://id.example/u/42" },
-    ])
-    expect(clientCertHeader(raw)).toBe(
-      `Hash=${sha256Hex(raw)};Subject="CN=svc";URI="spiffe://cluster.local/ns/shop/sa/web";DNS="web.shop.svc";URI="https://id.example/u/42"`,
-    )
-  })
-
-  it.each([
-    {
-      label: "a comma in O",
-      cn: "developer",
-      org: "Example, Inc.",
-      subject: "CN=developer,O=Example\\, Inc.,C=US",
-    },
-    {
-      label: "RFC 4514 specials in CN",
-      cn: 'a,b+c"d<e>f;g',
-      org: undefined,
-      subject: 'CN=a\\,b\\+c\\"d\\<e\\>f\\;g,C=US',
-    },
-  ])("escapes $label once inside Subject", async ({ cn, org, subject }) => {
-    const leaf = await issue(pki.ca, { cn, kind: "client", ...(org === undefined ? {} : { org }) })
-    const raw = der(leaf.certPem)
-    const quoted = `"${subject.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`
-    expect(clientCertHeader(raw)).toBe(`Hash=${sha256Hex(raw)};Subject=${quoted}`)
-  })
-
-  it.each([
-    { label: "a comma in a DNS name", san: { type: "dns", value: "a, b" }, expected: 'DNS="a, b"' },
-    { label: "a quote in a DNS name", san: { type: "dns", value: 'we"ird' }, expected: 'DNS="we\\"ird"' },
-    {
-      label: "a comma in a URI",
-      san: { type: "url", value: "spiffe://x/a,b" },
-      expected: 'URI="spiffe://x/a,b"',
-    },
-  ] as const)("quotes $label once", async ({ san, expected }) => {
-    const raw = await withSans("odd", [san])
-    expect(clientCertHeader(raw)).toBe(`Hash=${sha256Hex(raw)};Subject="CN=odd";${expected}`)
-  })
-
-  it("works with an RSA certificate", async () => {
-    const ca = await createCa({ algorithm: "rsa-2048" })
-    const leaf = await issue(ca, { cn: "rsa-client", kind: "client", algorithm: "rsa-2048", org: "Org" })
-    const raw = der(leaf.certPem)
-    expect(clientCertHeader(raw)).toBe(`Hash=${sha256Hex(raw)};Subject="CN=rsa-client,O=Org,C=US"`)
   })
 })

@@ -1,7 +1,11 @@
 /** Low-level mTLS clients: raw HTTP/1.1 over a TLS socket (no client-side normalization) and WebSockets. */
 import * as tls from "node:tls"
 import WebSocket from "ws"
+import type { Issued } from "../../src/tls/DevPki.ts"
 import type { Fixtures } from "./fixtures.ts"
+
+/** A client certificate and its key: the fixtures' client unless a test brings its own. */
+export type Who = Pick<Issued, "certPem" | "keyPem">
 
 export interface RawReply {
   readonly status: number
@@ -10,14 +14,19 @@ export interface RawReply {
 }
 
 /** Sends `request` verbatim and reads until the server closes (send `Connection: close`). */
-export const rawRequest = (url: string, pki: Fixtures, request: string): Promise<RawReply> =>
+export const rawRequest = (
+  url: string,
+  pki: Fixtures,
+  request: string,
+  who: Who = pki.client,
+): Promise<RawReply> =>
   new Promise((resolve, reject) => {
     const { hostname, port } = new URL(url)
     const socket = tls.connect({
       host: hostname,
       port: Number(port),
-      cert: pki.client.certPem,
-      key: pki.client.keyPem,
+      cert: who.certPem,
+      key: who.keyPem,
       ca: pki.ca.certPem,
       servername: "localhost",
     })
@@ -38,11 +47,18 @@ export const rawRequest = (url: string, pki: Fixtures, request: string): Promise
   })
 
 /** A raw GET with `Connection: close`, whose body the test backend answers as JSON. */
-export const rawGet = (url: string, pki: Fixtures, target: string, headers: ReadonlyArray<string> = []) =>
+export const rawGet = (
+  url: string,
+  pki: Fixtures,
+  target: string,
+  headers: ReadonlyArray<string> = [],
+  who: Who = pki.client,
+) =>
   rawRequest(
     url,
     pki,
     [`GET ${target} HTTP/1.1`, "Host: app.example", ...headers, "Connection: close", "", ""].join("\r\n"),
+    who,
   )
 
 /** Decodes a chunked body (the app answers JSON in chunks through the proxy). */
@@ -60,11 +76,16 @@ export const dechunk = (body: string): string => {
   }
 }
 
-export const openWebSocket = (url: string, pki: Fixtures, path = "/ws"): Promise<WebSocket> =>
+export const openWebSocket = (
+  url: string,
+  pki: Fixtures,
+  path = "/ws",
+  who: Who = pki.client,
+): Promise<WebSocket> =>
   new Promise((resolve, reject) => {
     const socket = new WebSocket(`${url.replace(/^https:/, "wss:")}${path}`, [], {
-      cert: pki.client.certPem,
-      key: pki.client.keyPem,
+      cert: who.certPem,
+      key: who.keyPem,
       ca: pki.ca.certPem,
     })
     socket.once("open", () => resolve(socket))

@@ -3,6 +3,7 @@
  * mTLS on 127.0.0.1): new handshakes get the new material, established
  * connections and WebSockets carry on, broken material is refused and reported.
  */
+import { X509Certificate } from "node:crypto"
 import * as tls from "node:tls"
 import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -42,11 +43,13 @@ afterAll(async () => {
 })
 
 /** The serial number a new handshake is served, and whether the client was accepted. */
-const handshake = (client: Issued, ca: string = pki.ca.certPem) =>
+const handshake = (client: Issued, ca: string = pki.ca.certPem) => handshakeAt({ url }, client, ca)
+
+const handshakeAt = (target: { readonly url: string }, client: Issued, ca: string = pki.ca.certPem) =>
   new Promise<{ readonly serial: string; readonly accepted: boolean }>((resolve, reject) => {
     const socket = tls.connect({
       host: "127.0.0.1",
-      port: Number(new URL(url).port),
+      port: Number(new URL(target.url).port),
       cert: client.certPem,
       key: client.keyPem,
       ca,
@@ -169,6 +172,81 @@ describe("rotation", () => {
     expect(both.accepted).toBe(true)
     expect((await handshake(newClient)).accepted).toBe(true)
   }, 15_000)
+})
+
+describe("finding 2: material OpenSSL refuses", () => {
+  it("is refused with its URI, keeps the served material, and later rotations still apply", async () => {
+    const own = MemoryResourceClient.make(resourcesFor(pki))
+    const logs = capture()
+    const ownScope = Effect.runSync(Scope.make())
+    const ownUrl = await Effect.runPromise(
+      start(settingsFor({ TLS_REFRESH_INTERVAL: "100ms" }), own.layer).pipe(
+        Effect.provide(logs.layer),
+        Scope.provide(ownScope),
+      ),
+    )
+    try {
+      const shake = (who: Issued) => handshakeAt({ url: ownUrl }, who)
+      const ownStatus = async () => JSON.parse((await get(`${ownUrl}/api/status`, client())).body)
+      const before = (await shake(pki.client)).serial
+
+      // An RSA-1024 key parses and matches its certificate, but OpenSSL refuses it at Node's level.
+      const weak = await issue(pki.ca, {
+        cn: "localhost",
+        kind: "server",
+        algorithm: "rsa-1024",
+        dnsNames: ["localhost"],
+      })
+      own.controls.set(CERT, weak.certPem)
+      own.controls.set(KEY, weak.keyPem)
+      const refused = await waitFor(ownStatus, (s) => s.tlsRefresh.lastError !== null)
+      expect(refused.tlsRefresh.lastError).toContain("kbs:///shop/sidecar-tls-web/server-key")
+      expect(refused.tlsRefresh.lastError).toContain("OpenSSL refuses the private key")
+      expect(refused.serverCertificate.serialNumber).toBe(
+        new X509Certificate(pki.server.certPem).serialNumber,
+      )
+      expect(logs.lines.some((l) => l.message === "TLS material rotated")).toBe(false)
+      const line = logs.lines.find((l) => l.message.startsWith("TLS material refresh failed"))
+      expect(String(line?.annotations.cause)).toContain("kbs:///shop/sidecar-tls-web/server-key")
+      expect((await shake(pki.client)).serial).toBe(before)
+
+      // A weak client CA is refused too: as a trust anchor OpenSSL would only fail every client.
+      own.controls.set(CERT, pki.server.certPem)
+      own.controls.set(KEY, pki.server.keyPem)
+      const weakCa = await createCa({ cn: "Weak CA", algorithm: "rsa-1024" })
+      own.controls.set(CA, weakCa.certPem)
+      const caRefused = await waitFor(ownStatus, (s) => String(s.tlsRefresh.lastError).includes("Weak CA"))
+      expect(caRefused.tlsRefresh.lastError).toContain("kbs:///default/sidecar-tls/client-ca")
+      expect((await shake(pki.client)).accepted).toBe(true)
+
+      // The loop is alive: a client-CA replacement meant to revoke the old clients takes effect.
+      const newCa = await createCa({ cn: "Replacement Client CA" })
+      const newClient = await issue(newCa, { cn: "new-developer", kind: "client" })
+      own.controls.set(CA, newCa.certPem)
+      const accepted = await waitFor(
+        () => shake(newClient),
+        (h) => h.accepted,
+      )
+      expect(accepted.accepted).toBe(true)
+      expect((await shake(pki.client)).accepted).toBe(false)
+      // The old client can no longer ask; the new one sees the truth.
+      const truth = JSON.parse(
+        (
+          await get(`${ownUrl}/api/status`, {
+            cert: newClient.certPem,
+            key: newClient.keyPem,
+            ca: pki.ca.certPem,
+          })
+        ).body,
+      )
+      expect(truth.tlsRefresh.lastError).toBeNull()
+      expect(truth.clientCas.map((c: { subject: string }) => c.subject)).toEqual([
+        "C=US, CN=Replacement Client CA",
+      ])
+    } finally {
+      await Effect.runPromise(Scope.close(ownScope, Exit.void))
+    }
+  }, 20_000)
 })
 
 describe("SIGHUP", () => {

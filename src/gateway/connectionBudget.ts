@@ -1,0 +1,97 @@
+/**
+ * Two budgets for the listener's connections, as nginx and Envoy keep them apart: connections
+ * still in their TLS handshake (anyone can open those) and established, authenticated ones.
+ *
+ * - Handshakes: at most `maxHandshakes` at once. When a new connection finds the budget full, the
+ *   oldest handshake is closed to make room, so idle TCP connections that never start TLS cannot
+ *   lock clients out: a flood has to outpace the handshakes it competes with. Each handshake also
+ *   has a deadline counted from its TCP connection (Node's `handshakeTimeout` is an idle timer,
+ *   which a client trickling bytes keeps alive).
+ * - Established: at most `maxConnections`; beyond, a new authenticated connection is closed at once.
+ *
+ * Plain Node: one Set in connection order (the oldest first) and one timer, no per-socket timer.
+ */
+import type { Server, Socket } from "node:net"
+import type { TLSSocket } from "node:tls"
+
+export interface Budget {
+  readonly maxHandshakes: number
+  readonly maxConnections: number
+  readonly handshakeTimeoutMs: number
+}
+
+export interface BudgetEvents {
+  /** A handshake closed to make room for a newer one, or past its deadline. */
+  readonly onHandshakeDropped: (reason: "evicted" | "timeout", socket: Socket) => void
+  /** An established connection closed because `maxConnections` were open. */
+  readonly onConnectionRefused: (socket: TLSSocket) => void
+}
+
+export interface Counts {
+  readonly handshaking: number
+  readonly established: number
+}
+
+/** The TCP socket under a server-side TLS socket is its `_parent` (Node keeps no public accessor). */
+export const tcpOf = (socket: TLSSocket): object | undefined =>
+  (socket as TLSSocket & { readonly _parent?: object })._parent
+
+/**
+ * Installs both budgets on a TLS server; returns the live counts and a stop function. Node's own
+ * `maxConnections` is set to their sum as a ceiling the budgets can never pass.
+ */
+export const install = (server: Server, budget: Budget, events: BudgetEvents) => {
+  /** Sockets in their handshake, with when they connected; a Map keeps insertion (connection) order. */
+  const handshaking = new Map<Socket, number>()
+  let established = 0
+  server.maxConnections = budget.maxConnections + budget.maxHandshakes
+
+  const onConnection = (socket: Socket) => {
+    if (handshaking.size >= budget.maxHandshakes) {
+      const [oldest] = handshaking.keys()
+      if (oldest !== undefined) {
+        handshaking.delete(oldest)
+        events.onHandshakeDropped("evicted", oldest)
+        oldest.destroy()
+      }
+    }
+    handshaking.set(socket, performance.now())
+    socket.once("close", () => handshaking.delete(socket))
+  }
+  const onSecure = (socket: TLSSocket) => {
+    const tcp = tcpOf(socket)
+    if (tcp !== undefined) handshaking.delete(tcp as Socket)
+    if (established >= budget.maxConnections) {
+      events.onConnectionRefused(socket)
+      socket.destroy()
+      return
+    }
+    established++
+    socket.once("close", () => established--)
+  }
+  // One sweep for every deadline: handshakes are in connection order, so it stops at the first young one.
+  const sweep = setInterval(
+    () => {
+      const cutoff = performance.now() - budget.handshakeTimeoutMs
+      for (const [socket, since] of handshaking) {
+        if (since > cutoff) break
+        handshaking.delete(socket)
+        events.onHandshakeDropped("timeout", socket)
+        socket.destroy()
+      }
+    },
+    Math.max(10, Math.min(1000, budget.handshakeTimeoutMs / 4)),
+  )
+  sweep.unref()
+  // Before tls.Server's own listeners would matter: eviction must happen as the newcomer arrives.
+  server.prependListener("connection", onConnection)
+  server.prependListener("secureConnection", onSecure)
+  return {
+    counts: (): Counts => ({ handshaking: handshaking.size, established }),
+    stop: () => {
+      clearInterval(sweep)
+      server.off("connection", onConnection)
+      server.off("secureConnection", onSecure)
+    },
+  }
+}
