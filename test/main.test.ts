@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs"
 import * as tls from "node:tls"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
 import { type MockCdhServer, startMockCdh } from "../src/cdh/mock/MockCdhServer.ts"
+import { issue } from "../src/tls/DevPki.ts"
 import { type Fixtures, makeFixtures, resourcesFor, URIS } from "./support/fixtures.ts"
 import { get } from "./support/https.ts"
 import { freePort, MAIN, type Running, startMain } from "./support/process.ts"
@@ -60,6 +61,9 @@ describe("dist/main.js", () => {
     ["TLS_CERT_URI", "kbs:///only/two"],
     ["CLIENT_CA_URI", "kbs://kbs.example:8080/default/sidecar-tls/client-ca"],
     ["CDH_STARTUP_TIMEOUT", "5 minutes"],
+    // Finding 10: above Node's longest timer (~24.8 days) a timeout would fire at once.
+    ["FORWARD_RESPONSE_TIMEOUT", "1000h"],
+    ["SHUTDOWN_GRACE_PERIOD", "1000h"],
   ])("exits 1 before listening when %s=%s, naming the variable and the value", async (variable, value) => {
     const cdh = await mock(resourcesFor(pki))
     const running = main({ ...(await contract(cdh)), [variable]: value })
@@ -97,6 +101,60 @@ describe("dist/main.js", () => {
       httpsPort: Number(env.HTTPS_PORT),
       cdhUrl: cdh.url,
     })
+  })
+
+  it("finding 12: exits 1 with one line naming the key's URI when OpenSSL refuses an RSA-512 server key", async () => {
+    const weak = await issue(pki.ca, {
+      cn: "localhost",
+      kind: "server",
+      algorithm: "rsa-512",
+      dnsNames: ["localhost"],
+    })
+    const cdh = await mock({
+      ...resourcesFor(pki),
+      "shop/sidecar-tls-web/server-cert": weak.certPem,
+      "shop/sidecar-tls-web/server-key": weak.keyPem,
+    })
+    const running = main(await contract(cdh))
+    const { code } = await running.exit
+    expect(code).toBe(1)
+    const errors = running.lines.filter((l) => l.level === "error")
+    expect(errors).toHaveLength(1)
+    expect(errors[0]?.error).toBe("RefusedByOpenSsl")
+    expect(errors[0]?.msg).toBe(
+      `${URIS.TLS_KEY_URI}: OpenSSL refuses the private key: the key is too small for its security level (RSA needs at least 2048 bits, EC at least 224)`,
+    )
+    // One line, not a stack trace.
+    expect(running.raw.filter((l) => /^\s+at /.test(l))).toEqual([])
+    expect(running.lines.some((l) => l.msg === "listening")).toBe(false)
+  })
+
+  it("finding 8: with LOG_FORMAT=logfmt an ESC in a client's CN never reaches the log raw", async () => {
+    const evil = await issue(pki.ca, { cn: "evil\u001b]0;owned\u0007\u001b[2J", kind: "client" })
+    const cdh = await mock(resourcesFor(pki))
+    const env = await contract(cdh, { LOG_FORMAT: "logfmt", ALLOW_CN: "developer" })
+    const running = main(env)
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (running.raw.some((l) => l.includes("msg=listening"))) {
+          clearInterval(timer)
+          resolve()
+        }
+      }, 20)
+      void running.exit.then(() => reject(new Error(running.raw.join("\n"))))
+    })
+    const reply = await get(`https://127.0.0.1:${env.HTTPS_PORT}/dashboard`, {
+      cert: evil.certPem,
+      key: evil.keyPem,
+      ca: pki.ca.certPem,
+    })
+    expect(reply.status).toBe(403)
+    const denial = () => running.raw.find((l) => l.includes('msg="client not authorized"'))
+    for (let waited = 0; denial() === undefined && waited < 5000; waited += 20)
+      await new Promise((r) => setTimeout(r, 20))
+    expect(denial()).toContain("CN=evil\\u001b]0;owned\\u0007\\u001b[2J")
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding raw control characters is the point
+    expect(running.raw.filter((l) => /[\u0000-\u001f\u007f-\u009f]/.test(l))).toEqual([])
   })
 
   it("exits 1 naming the URI when a resource stays missing", async () => {

@@ -4,12 +4,12 @@
  *
  * - Handshakes: at most `maxHandshakes` at once. When a new connection finds the budget full, the
  *   oldest handshake is closed to make room, so idle TCP connections that never start TLS cannot
- *   lock clients out: a flood has to outpace the handshakes it competes with. Each handshake also
- *   has a deadline counted from its TCP connection (Node's `handshakeTimeout` is an idle timer,
- *   which a client trickling bytes keeps alive).
+ *   lock clients out: a flood has to outpace the handshakes it competes with. The deadline of each
+ *   is Node's `handshakeTimeout`, counted from the TCP connection (handshake bytes do not reach JS,
+ *   so a client trickling them does not extend it: tested).
  * - Established: at most `maxConnections`; beyond, a new authenticated connection is closed at once.
  *
- * Plain Node: one Set in connection order (the oldest first) and one timer, no per-socket timer.
+ * Plain Node: one Set in connection order (the oldest first), no timer.
  */
 import type { Server, Socket } from "node:net"
 import type { TLSSocket } from "node:tls"
@@ -17,12 +17,11 @@ import type { TLSSocket } from "node:tls"
 export interface Budget {
   readonly maxHandshakes: number
   readonly maxConnections: number
-  readonly handshakeTimeoutMs: number
 }
 
 export interface BudgetEvents {
-  /** A handshake closed to make room for a newer one, or past its deadline. */
-  readonly onHandshakeDropped: (reason: "evicted" | "timeout", socket: Socket) => void
+  /** A handshake closed to make room for a newer one. */
+  readonly onHandshakeEvicted: (socket: Socket) => void
   /** An established connection closed because `maxConnections` were open. */
   readonly onConnectionRefused: (socket: TLSSocket) => void
 }
@@ -41,21 +40,21 @@ export const tcpOf = (socket: TLSSocket): object | undefined =>
  * `maxConnections` is set to their sum as a ceiling the budgets can never pass.
  */
 export const install = (server: Server, budget: Budget, events: BudgetEvents) => {
-  /** Sockets in their handshake, with when they connected; a Map keeps insertion (connection) order. */
-  const handshaking = new Map<Socket, number>()
+  /** Sockets in their handshake; a Set keeps insertion (connection) order, the oldest first. */
+  const handshaking = new Set<Socket>()
   let established = 0
   server.maxConnections = budget.maxConnections + budget.maxHandshakes
 
   const onConnection = (socket: Socket) => {
     if (handshaking.size >= budget.maxHandshakes) {
-      const [oldest] = handshaking.keys()
+      const [oldest] = handshaking
       if (oldest !== undefined) {
         handshaking.delete(oldest)
-        events.onHandshakeDropped("evicted", oldest)
+        events.onHandshakeEvicted(oldest)
         oldest.destroy()
       }
     }
-    handshaking.set(socket, performance.now())
+    handshaking.add(socket)
     socket.once("close", () => handshaking.delete(socket))
   }
   const onSecure = (socket: TLSSocket) => {
@@ -69,27 +68,12 @@ export const install = (server: Server, budget: Budget, events: BudgetEvents) =>
     established++
     socket.once("close", () => established--)
   }
-  // One sweep for every deadline: handshakes are in connection order, so it stops at the first young one.
-  const sweep = setInterval(
-    () => {
-      const cutoff = performance.now() - budget.handshakeTimeoutMs
-      for (const [socket, since] of handshaking) {
-        if (since > cutoff) break
-        handshaking.delete(socket)
-        events.onHandshakeDropped("timeout", socket)
-        socket.destroy()
-      }
-    },
-    Math.max(10, Math.min(1000, budget.handshakeTimeoutMs / 4)),
-  )
-  sweep.unref()
   // Before tls.Server's own listeners would matter: eviction must happen as the newcomer arrives.
   server.prependListener("connection", onConnection)
   server.prependListener("secureConnection", onSecure)
   return {
     counts: (): Counts => ({ handshaking: handshaking.size, established }),
     stop: () => {
-      clearInterval(sweep)
       server.off("connection", onConnection)
       server.off("secureConnection", onSecure)
     },

@@ -222,8 +222,9 @@ export const make = Effect.fnUntraced(function* (
 
   const relay = (answer: IncomingMessage, response: ServerResponse) => {
     const status = answer.statusCode ?? 0
-    // Node's client takes any three digits; its server writes 100-999 only.
-    if (status < 100 || status > 999) throw new BadAppResponse(`status ${status}`)
+    // Node's client takes any three digits, and hands a 101 without Upgrade over as an answer; a
+    // final answer is 200-999 (1xx are interim: Node's client consumes 100 and 102-199 itself).
+    if (status < 200 || status > 999) throw new BadAppResponse(`status ${status}`)
     // A drain has already asked for `connection: close`.
     clientResponseHeaders(
       answer.headers,

@@ -128,23 +128,15 @@ export class HttpsListener extends Context.Service<
         const dropped = rateLimited(60_000)
         const budget = ConnectionBudget.install(
           server,
+          { maxHandshakes: limits.maxHandshakes, maxConnections: limits.maxConnections },
           {
-            maxHandshakes: limits.maxHandshakes,
-            maxConnections: limits.maxConnections,
-            handshakeTimeoutMs: Duration.toMillis(limits.handshakeTimeout),
-          },
-          {
-            onHandshakeDropped: (reason, socket) => {
-              metrics.handshakeFailures.inc({
-                reason: reason === "evicted" ? "handshake_evicted" : "handshake_timeout",
-              })
-              dropped(reason, (count) =>
-                warn(
-                  reason === "evicted"
-                    ? "handshake budget full: oldest handshakes closed"
-                    : "TLS handshakes closed at their deadline",
-                  { reason, count: String(count), remote: socket.remoteAddress ?? "unknown" },
-                ),
+            onHandshakeEvicted: (socket) => {
+              metrics.handshakeFailures.inc({ reason: "handshake_evicted" })
+              dropped("evicted", (count) =>
+                warn("handshake budget full: oldest handshakes closed", {
+                  count: String(count),
+                  remote: socket.remoteAddress ?? "unknown",
+                }),
               )
             },
             onConnectionRefused: (socket) => {

@@ -109,6 +109,33 @@ describe("decode", () => {
     expect(error.message).toContain("HTTPS_PORT")
   })
 
+  it("finding 12: rejects HEALTH_PORT equal to FORWARD_PORT", () => {
+    const error = decodeErr({ ...KUBECTL_COCO_ENV, FORWARD_PORT: "8888", HEALTH_PORT: "8888" })
+    assert.deepStrictEqual(error.problems, [
+      {
+        variable: "HEALTH_PORT",
+        value: "8888",
+        reason: "must differ from FORWARD_PORT (the application's port)",
+      },
+    ])
+  })
+
+  it.each([
+    "FORWARD_RESPONSE_TIMEOUT",
+    "FORWARD_CONNECT_TIMEOUT",
+    "SHUTDOWN_GRACE_PERIOD",
+    "TLS_HANDSHAKE_TIMEOUT",
+    "HEADERS_TIMEOUT",
+    "TLS_REFRESH_INTERVAL",
+    "ATTESTATION_CHECK_INTERVAL",
+    "CDH_REQUEST_TIMEOUT",
+  ] as const)("finding 10: rejects %s=1000h, above Node's longest timer", (variable) => {
+    const error = decodeErr({ ...KUBECTL_COCO_ENV, [variable]: "1000h" })
+    assert.strictEqual(error.problems.length, 1)
+    assert.strictEqual(error.problems[0]?.variable, variable)
+    expect(error.message).toContain(`${variable}="1000h": must be at most 2147483647ms`)
+  })
+
   it.each(["0", "70000", "abc", "-1", "80.5", " 80"])(
     "rejects HTTPS_PORT=%j naming the variable and value",
     (raw) => {

@@ -64,6 +64,12 @@ describe("duration", () => {
       expect(err(Parse.duration(raw))).toContain("duration")
     },
   )
+
+  it("finding 10: accepts the longest timer Node can set, and refuses one millisecond more", () => {
+    assert.strictEqual(Duration.toMillis(ok(Parse.duration("596h31m23s647ms"))), 2 ** 31 - 1)
+    expect(err(Parse.duration("596h31m23s648ms"))).toContain("must be at most 2147483647ms")
+    expect(err(Parse.duration("1000h"))).toContain("the longest timer Node can set")
+  })
 })
 
 describe("positiveDuration", () => {

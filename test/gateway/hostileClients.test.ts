@@ -6,7 +6,6 @@
  * test backend behind it, and must keep serving a well-behaved client throughout.
  */
 import { X509Certificate } from "node:crypto"
-import * as tls from "node:tls"
 import type * as X509 from "@peculiar/x509"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Issued, issue, issueCa } from "../../src/tls/DevPki.ts"
@@ -15,7 +14,7 @@ import { type Fixtures, makeFixtures } from "../support/fixtures.ts"
 import { get } from "../support/https.ts"
 import type { CapturedLog } from "../support/logs.ts"
 import { inProcess } from "../support/sidecar.ts"
-import { dechunk, openWebSocket, rawGet, rawRequest, type Who } from "../support/tlsClient.ts"
+import { dechunk, openWebSocket, rawGet, rawRequest, sessionRequest, type Who } from "../support/tlsClient.ts"
 
 let pki: Fixtures
 let backend: Backend
@@ -253,37 +252,7 @@ describe("finding 12: smaller ones", () => {
 })
 
 describe("finding 3: resumed sessions", () => {
-  /** One connection: its TLS session (for resumption), whether it resumed, and the answer to a GET. */
-  const connect = (who: Who, session?: Buffer) =>
-    new Promise<{ session: Buffer | undefined; resumed: boolean; status: number }>((resolve, reject) => {
-      const socket = tls.connect({
-        host: "127.0.0.1",
-        port: Number(new URL(url).port),
-        cert: who.certPem,
-        key: who.keyPem,
-        ca: pki.ca.certPem,
-        servername: "localhost",
-        ...(session === undefined ? {} : { session }),
-      })
-      let ticket: Buffer | undefined
-      let text = ""
-      socket.on("session", (s: Buffer) => {
-        ticket = s
-      })
-      socket.on("data", (chunk: Buffer) => {
-        text += chunk.toString("latin1")
-      })
-      socket.once("secureConnect", () => {
-        const resumed = socket.isSessionReused()
-        socket.write("GET /finding-3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        socket.once("close", () =>
-          resolve({ session: ticket, resumed, status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0) }),
-        )
-      })
-      socket.on("error", (error: NodeJS.ErrnoException) =>
-        error.code === "ECONNRESET" ? undefined : reject(error),
-      )
-    })
+  const connect = (who: Who, session?: Buffer) => sessionRequest(url, pki, "/finding-3", who, session)
 
   it("resumes while the client certificate is valid: resumption is kept", async () => {
     const first = await connect(pki.client)

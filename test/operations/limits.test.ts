@@ -259,3 +259,74 @@ describe("TLS_HANDSHAKE_TIMEOUT", () => {
     expect((await get(`${url}/api/status`, client())).status).toBe(200)
   })
 })
+
+describe("finding 5: connections still in their handshake have their own budget", () => {
+  const idleTcp = async (url: string, count: number) => {
+    const { hostname, port } = new URL(url)
+    const opened = Array.from({ length: count }, () => {
+      const socket = net.connect({ host: hostname, port: Number(port) })
+      sockets.push(socket)
+      socket.on("error", () => undefined)
+      return new Promise<net.Socket>((resolve) => socket.once("connect", () => resolve(socket)))
+    })
+    return Promise.all(opened)
+  }
+
+  it("20 idle TCP connections that never start TLS do not lock a valid client out", async () => {
+    const { url } = await sidecar({ MAX_CONNECTIONS: "4", MAX_HANDSHAKES: "4", TLS_HANDSHAKE_TIMEOUT: "20s" })
+    const established = connect(url)
+    await established.secured
+    const idle = await idleTcp(url, 20)
+    await sleep(100)
+    const startedAt = Date.now()
+    expect((await get(`${url}/api/status`, client())).status).toBe(200)
+    // Long before the 20 s handshake timeout: the oldest idle handshakes made room.
+    expect(Date.now() - startedAt).toBeLessThan(5000)
+    expect(idle.filter((s) => !s.destroyed && !s.readableEnded).length).toBeLessThanOrEqual(4)
+    // The authenticated connection was never at risk.
+    expect(established.isClosed()).toBe(false)
+    established.socket.write("GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+    expect(await waitFor(() => statusOf(established.received()) === 200, 5000)).toBe(true)
+    established.socket.destroy()
+  })
+
+  it("established connections do not count against the handshake budget", async () => {
+    const { url } = await sidecar({ MAX_CONNECTIONS: "8", MAX_HANDSHAKES: "2" })
+    const held: Array<Conn> = []
+    // One after the other: never more than one handshake at a time.
+    for (let i = 0; i < 6; i++) {
+      const conn = connect(url)
+      held.push(conn)
+      await conn.secured
+    }
+    await sleep(100)
+    expect(held.map((c) => c.isClosed())).toEqual([false, false, false, false, false, false])
+    expect((await get(`${url}/api/status`, client())).status).toBe(200)
+    for (const c of held) c.socket.destroy()
+  })
+
+  it("closes a client that trickles its ClientHello at the deadline, counted from its connection", async () => {
+    // Node's handshake timer is an idle timer, but handshake bytes never reach JS: trickling
+    // them does not extend it. This pins that down.
+    const { url } = await sidecar({ TLS_HANDSHAKE_TIMEOUT: "1s" })
+    const [socket] = await idleTcp(url, 1)
+    if (socket === undefined) throw new Error("no socket")
+    const startedAt = Date.now()
+    // A TLS record header announcing a long ClientHello, then one byte every 200 ms.
+    socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]))
+    const drip = setInterval(() => {
+      if (!socket.destroyed) socket.write(Buffer.from([0x00]))
+    }, 200)
+    try {
+      const closedAt = await Promise.race([
+        new Promise<number>((resolve) => socket.once("close", () => resolve(Date.now()))),
+        sleep(8000).then(() => undefined),
+      ])
+      expect(closedAt, "the trickling client was not closed within 8 s").toBeDefined()
+      expect((closedAt ?? 0) - startedAt).toBeLessThan(4000)
+    } finally {
+      clearInterval(drip)
+    }
+    expect((await get(`${url}/api/status`, client())).status).toBe(200)
+  })
+})

@@ -103,3 +103,44 @@ export const nextMessage = (
     socket.once("message", (data: Buffer, isBinary: boolean) => resolve({ data, isBinary }))
     socket.once("error", reject)
   })
+
+/**
+ * One mTLS connection that sends `GET <path>` and reads until the server closes: the TLS session it
+ * received (to resume with), whether it resumed `session`, and the status (0: closed unanswered).
+ */
+export const sessionRequest = (
+  url: string,
+  pki: Fixtures,
+  path: string,
+  who: Who = pki.client,
+  session?: Buffer,
+): Promise<{ readonly session: Buffer | undefined; readonly resumed: boolean; readonly status: number }> =>
+  new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: "127.0.0.1",
+      port: Number(new URL(url).port),
+      cert: who.certPem,
+      key: who.keyPem,
+      ca: pki.ca.certPem,
+      servername: "localhost",
+      ...(session === undefined ? {} : { session }),
+    })
+    let ticket: Buffer | undefined
+    let text = ""
+    socket.on("session", (s: Buffer) => {
+      ticket = s
+    })
+    socket.on("data", (chunk: Buffer) => {
+      text += chunk.toString("latin1")
+    })
+    socket.once("secureConnect", () => {
+      const resumed = socket.isSessionReused()
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+      socket.once("close", () =>
+        resolve({ session: ticket, resumed, status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0) }),
+      )
+    })
+    socket.on("error", (error: NodeJS.ErrnoException) =>
+      error.code === "ECONNRESET" ? undefined : reject(error),
+    )
+  })

@@ -14,7 +14,7 @@ import { type Fixtures, makeFixtures, resourcesFor } from "../support/fixtures.t
 import { get } from "../support/https.ts"
 import { capture } from "../support/logs.ts"
 import { settingsFor, start } from "../support/sidecar.ts"
-import { nextMessage, openWebSocket } from "../support/tlsClient.ts"
+import { nextMessage, openWebSocket, sessionRequest } from "../support/tlsClient.ts"
 
 const CERT = "shop/sidecar-tls-web/server-cert"
 const KEY = "shop/sidecar-tls-web/server-key"
@@ -247,6 +247,37 @@ describe("finding 2: material OpenSSL refuses", () => {
       await Effect.runPromise(Scope.close(ownScope, Exit.void))
     }
   }, 20_000)
+})
+
+describe("finding 3: sessions across a client-CA rotation", () => {
+  it("resumes no session from before the rotation: the old CA's client is refused", async () => {
+    const own = MemoryResourceClient.make(resourcesFor(pki))
+    const ownScope = Effect.runSync(Scope.make())
+    const ownUrl = await Effect.runPromise(
+      start(settingsFor({ TLS_REFRESH_INTERVAL: "100ms" }), own.layer).pipe(
+        Effect.provide(capture().layer),
+        Scope.provide(ownScope),
+      ),
+    )
+    try {
+      const first = await sessionRequest(ownUrl, pki, "/api/status")
+      expect(first.status).toBe(200)
+      const resumed = await sessionRequest(ownUrl, pki, "/api/status", pki.client, first.session)
+      expect(resumed).toMatchObject({ resumed: true, status: 200 })
+      const newCa = await createCa({ cn: "Next Client CA" })
+      const newClient = await issue(newCa, { cn: "next", kind: "client" })
+      own.controls.set(CA, newCa.certPem)
+      await waitFor(
+        () => handshakeAt({ url: ownUrl }, newClient),
+        (h) => h.accepted,
+      )
+      const after = await sessionRequest(ownUrl, pki, "/api/status", pki.client, first.session)
+      expect(after.resumed).toBe(false)
+      expect(after.status).toBe(0)
+    } finally {
+      await Effect.runPromise(Scope.close(ownScope, Exit.void))
+    }
+  }, 15_000)
 })
 
 describe("SIGHUP", () => {
