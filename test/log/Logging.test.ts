@@ -18,6 +18,7 @@ const logged = Effect.logWarning(`client ${hostile}`).pipe(
 )
 
 /** Every character a terminal or a viewer could act on: C0, DEL, C1, line separators, bidi overrides. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding raw control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/
 
 describe("finding 8: client-controlled values are escaped in both log formats", () => {
