@@ -88,6 +88,8 @@ const probe = (port: number, timeout: Duration.Duration) =>
     return Effect.sync(() => socket.destroy())
   })
 
+const ignore = () => {}
+
 const pathOf = (url: string) => {
   const query = url.indexOf("?")
   return query === -1 ? url : url.slice(0, query)
@@ -327,6 +329,8 @@ export const make = Effect.fnUntraced(function* (
     prepare(request, peer, false)
     const counted = { bytesIn: 0, bytesOut: 0 }
     transfers.set(response, counted)
+    // Node's server listens for no 'error' on a response; a write after its end would emit one unheard.
+    response.on("error", ignore)
     // Attached in the same tick as proxy.web pipes the request, so no chunk is missed.
     request.on("data", (chunk: Buffer) => {
       counted.bytesIn += chunk.length

@@ -37,6 +37,7 @@ import * as Stream from "effect/Stream"
 import { type Limits, SidecarConfig } from "../config/SidecarConfig.ts"
 import * as ConnectionBudget from "../gateway/connectionBudget.ts"
 import * as Peer from "../gateway/Peer.ts"
+import * as Pipeline from "../gateway/pipeline.ts"
 import { Metrics, type RouteClass } from "../metrics/Metrics.ts"
 import { Forwarder } from "../proxy/Forwarder.ts"
 import { type Material, secureContextOptions, TlsMaterial } from "../tls/TlsMaterial.ts"
@@ -410,13 +411,32 @@ export const layer: Layer.Layer<
             handler(request, response)
           }
           // Nothing a client sends may end the process: a throw answers 502 (or ends the connection).
+          const run = (request: IncomingMessage, response: ServerResponse, expectsContinue: boolean) => {
+            try {
+              dispatch(request, response, expectsContinue)
+            } catch (error) {
+              failed(request, error)
+              abort(request, response)
+            }
+          }
+          const tooDeep = rateLimited(60_000)
+          // One exchange at a time per connection (see gateway/pipeline.ts).
           const guarded =
             (expectsContinue: boolean) => (request: IncomingMessage, response: ServerResponse) => {
-              try {
-                dispatch(request, response, expectsContinue)
-              } catch (error) {
-                failed(request, error)
-                abort(request, response)
+              const admitted = Pipeline.serialize(request.socket, response, () =>
+                run(request, response, expectsContinue),
+              )
+              if (!admitted) {
+                tooDeep("pipeline", (count) =>
+                  runFork(
+                    Effect.logWarning("connection closed: too many pipelined requests").pipe(
+                      Effect.annotateLogs({
+                        count: String(count),
+                        remote: request.socket.remoteAddress ?? "",
+                      }),
+                    ),
+                  ),
+                )
               }
             }
           const onRequest = guarded(false)
