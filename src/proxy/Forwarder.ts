@@ -28,6 +28,7 @@ import { SidecarConfig } from "../config/SidecarConfig.ts"
 import type { Peer } from "../gateway/Peer.ts"
 import { Metrics } from "../metrics/Metrics.ts"
 import { errorBody, SECURITY_HEADERS } from "../server/responses.ts"
+import { connectWithSmallReads, countRead } from "./buffering.ts"
 import { clientResponseHeaders, forwardedHeaders } from "./headers.ts"
 
 // As CommonJS: importing node:http as an ES module loads undici for nothing.
@@ -146,6 +147,8 @@ export const make = Effect.fnUntraced(function* (
 
   // Keep-alive to the app: no TCP handshake per request on loopback.
   const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 })
+  // Small reads that stop as soon as the client's side pushes back (buffering.ts).
+  agent.createConnection = (options) => connectWithSmallReads(options as net.NetConnectOpts)
   yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
 
   const proxy = createProxyServer({
@@ -183,7 +186,12 @@ export const make = Effect.fnUntraced(function* (
     const [status, title, detail] = unreachable(error)
     log(
       "application unreachable",
-      { port, path: pathOf(request.url ?? ""), cause: error.code ?? error.message },
+      {
+        port,
+        path: pathOf(request.url ?? ""),
+        cause: error.code ?? error.message,
+        ...(error instanceof BadAppResponse ? { detail: error.message } : {}),
+      },
       "warn",
     )
     if (response.headersSent || response.destroyed || response.writableEnded) return void response.destroy()
@@ -281,6 +289,8 @@ export const make = Effect.fnUntraced(function* (
   proxy.on("proxyReqWs", (proxyRequest, _request, socket) => {
     proxyRequest.once("upgrade", (_response, appSocket: Socket) => {
       tunnels.set(socket, appSocket)
+      // What the app sends is counted by its socket's reads; this is the client's side.
+      socket.on("data", (chunk: Buffer) => countRead(chunk.length))
       socket.once("close", () => tunnels.delete(socket))
     })
   })
@@ -334,6 +344,7 @@ export const make = Effect.fnUntraced(function* (
     // Attached in the same tick as proxy.web pipes the request, so no chunk is missed.
     request.on("data", (chunk: Buffer) => {
       counted.bytesIn += chunk.length
+      countRead(chunk.length)
     })
     response.once("close", () => {
       countBytes(counted.bytesIn, counted.bytesOut)

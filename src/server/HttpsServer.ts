@@ -39,6 +39,7 @@ import * as ConnectionBudget from "../gateway/connectionBudget.ts"
 import * as Peer from "../gateway/Peer.ts"
 import * as Pipeline from "../gateway/pipeline.ts"
 import { Metrics, type RouteClass } from "../metrics/Metrics.ts"
+import { limitStreamBuffers } from "../proxy/buffering.ts"
 import { Forwarder } from "../proxy/Forwarder.ts"
 import { type Material, secureContextOptions, TlsMaterial } from "../tls/TlsMaterial.ts"
 import { ReadinessState } from "./Readiness.ts"
@@ -99,6 +100,8 @@ export class HttpsListener extends Context.Service<
         const { limits } = config
         const metrics = yield* Metrics
         const initial = yield* tls.current
+        // Before the first socket: every stream, the TLS sockets included, buffers 16 KiB at most.
+        limitStreamBuffers()
         const server = https.createServer(tlsOptions(initial, limits))
         const context = yield* Effect.context<never>()
         const log = Effect.runForkWith(context)
@@ -127,6 +130,7 @@ export class HttpsListener extends Context.Service<
         )
 
         const dropped = rateLimited(60_000)
+        const rejected = rateLimited(1_000)
         const budget = ConnectionBudget.install(
           server,
           { maxHandshakes: limits.maxHandshakes, maxConnections: limits.maxConnections },
@@ -164,10 +168,14 @@ export class HttpsListener extends Context.Service<
             ? String(socket.authorizationError)
             : (err.code ?? err.message)
           metrics.handshakeFailures.inc({ reason: reason.slice(0, 64) })
-          warn("TLS handshake rejected", {
-            reason,
-            remote: socket.remoteAddress ?? addressOf(socket, addresses),
-          })
+          // Anyone can cause these, cheaply: a flood costs at most a line a second per reason.
+          rejected(reason, (count) =>
+            warn("TLS handshake rejected", {
+              reason,
+              remote: socket.remoteAddress ?? addressOf(socket, addresses),
+              ...(count > 1 ? { count: String(count) } : {}),
+            }),
+          )
         })
         const closedPromise = new Promise<void>((resolve) => server.once("close", () => resolve()))
         // The peer record, once per connection; a resumed session must still hold a valid certificate.
@@ -247,6 +255,8 @@ const rateLimited = (everyMs: number) => {
     const entry = last.get(key)
     if (entry === undefined || now - entry.at >= everyMs) {
       emit((entry?.count ?? 0) + 1)
+      // Keys are reasons (a handful); should they ever vary, the map stays small.
+      if (last.size >= 64) last.clear()
       last.set(key, { at: now, count: 0 })
     } else {
       entry.count++

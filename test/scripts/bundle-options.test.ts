@@ -48,7 +48,7 @@ describe("the production bundle", () => {
   })
 
   it.each(["node:child_process", "node:readline", "cluster", "node:http2", "tty", "v8", "perf_hooks"])(
-    "does not load the built-in %s",
+    "does not import the built-in %s when the bundle loads",
     (builtin) => {
       const bare = builtin.replace(/^node:/, "")
       expect([...externals()].filter((e) => e === bare || e === `node:${bare}`)).toEqual([])
