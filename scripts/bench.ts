@@ -5,7 +5,7 @@
  *
  *   node scripts/bench.ts [--write] [--no-build] [--duration S] [--prime S] [--startup-runs N]
  *                         [--no-reference] [--flags "<NODE_OPTIONS>"] [--flags-as-args]
- *                         [--env NAME=VALUE]... [--only small,handshake,transfer,ws] [--json FILE]
+ *                         [--env NAME=VALUE]... [--only small,handshake,transfer,ws,hostile] [--json FILE]
  *                         [--limit MiB] [--flags-node PATH]
  *
  * Everything runs on 127.0.0.1, each part in its own process: the backend
@@ -19,6 +19,8 @@
  *  2. a new connection per request (TLS: a full handshake with the client certificate): connections/s;
  *  3. a 64 MiB download and a 16 MiB upload on one connection: MB/s, the first of each hash-checked;
  *  4. 100 WebSockets, each sending a message and awaiting its echo in a loop: messages/s, p50, p99.
+ *  5. hostile clients (scripts/bench/hostile.ts), on fresh processes: 60 stalled readers, 200 idle
+ *     TCP connections, a pipelining flood.
  * Plus idle RSS (2 s after the first served request), peak RSS (VmHWM, reset before each scenario)
  * and peak anonymous memory, CPU use per process and scenario, start-up to the first served
  * request (median), and the idle RSS of a bare `node` and of `node` with node:https, for scale.
@@ -50,6 +52,7 @@ import * as path from "node:path"
 import { type MockCdhRequest, startMockCdh } from "../src/cdh/mock/MockCdhServer.ts"
 import { createDevPki } from "../src/tls/DevPki.ts"
 import * as Cgroup from "./bench/cgroup.ts"
+import { type HostileResult, runHostile } from "./bench/hostile.ts"
 import {
   anonMiB,
   anonSampler,
@@ -618,6 +621,31 @@ const cgroupReading =
     ? { ...cgroup.read(), alive: fronts.every((f) => f.id !== "flags" || f.child.exitCode === null) }
     : undefined
 for (const front of fronts) await stop(front.child)
+
+const frontLabel: Record<FrontId, string> = {
+  sidecar: "Sidecar",
+  flags: "Sidecar, container flags",
+  reference: "Reference node:https proxy",
+}
+
+// Hostile clients, each front started afresh (the sidecar with the container flags, in its cgroup).
+const hostile = new Map<FrontId, HostileResult>()
+if (options.only?.includes("hostile") ?? true) {
+  for (const id of ["flags", ...(options.reference ? (["reference"] as const) : [])] as const) {
+    progress(`hostile clients: ${frontLabel[id]}`)
+    const front = await launch(id)
+    hostile.set(
+      id,
+      await runHostile(
+        front,
+        { ca: pki.ca.certPem, cert: pki.client.certPem, key: pki.client.keyPem },
+        backendPort,
+        SMALL_PATH,
+      ),
+    )
+    await stop(front.child)
+  }
+}
 if ("remove" in cgroup) cgroup.remove()
 await stop(backend)
 await cdh.close()
@@ -634,11 +662,6 @@ const percentOf = (x: number, ceiling: number): string =>
 const times = (x: number, floor: number): string =>
   floor > 0 && Number.isFinite(x) ? `${(x / floor).toFixed(1)}×` : "n/a"
 
-const frontLabel: Record<FrontId, string> = {
-  sidecar: "Sidecar",
-  flags: "Sidecar, container flags",
-  reference: "Reference node:https proxy",
-}
 const rate = (kind: Scenario["kind"], target: TargetId): RateResult | undefined => {
   const r = cells.get(cellKey(kind, target))?.result
   return r && r.kind !== "transfer" ? r : undefined
@@ -763,6 +786,34 @@ const memoryTable = table(
         const runs = startupOf(f.id)?.map((r) => r.afterCdhMs)
         return runs === undefined ? "—" : int(median(runs))
       }),
+    ],
+  ],
+)
+
+const hostileFronts = fronts.filter((f) => hostile.has(f.id))
+const hostileTable = table(
+  ["Hostile clients (a fresh process each)", ...hostileFronts.map((f) => frontLabel[f.id])],
+  ["---", ...hostileFronts.map(() => "---:")].join("|"),
+  [
+    [
+      "60 clients ask for 1 GiB and never read: memory added (VmRSS), MiB",
+      ...hostileFronts.map((f) => mib(hostile.get(f.id)?.stalled.addedMiB)),
+    ],
+    [
+      "… a well-behaved request meanwhile (new connection), ms",
+      ...hostileFronts.map((f) => ms(hostile.get(f.id)?.stalled.requestMs ?? Number.NaN)),
+    ],
+    [
+      "200 idle TCP connections that never start TLS: a well-behaved request (new connection), ms",
+      ...hostileFronts.map((f) => ms(hostile.get(f.id)?.idleTcp.requestMs ?? Number.NaN)),
+    ],
+    [
+      "One client pipelines 1000 GETs of 1 MiB and never reads: memory added, MiB",
+      ...hostileFronts.map((f) => mib(hostile.get(f.id)?.pipelined.addedMiB)),
+    ],
+    [
+      "… connections it made the front open to the app",
+      ...hostileFronts.map((f) => int(hostile.get(f.id)?.pipelined.appConnections ?? Number.NaN)),
     ],
   ],
 )
@@ -905,6 +956,16 @@ const report = [
   memoryTable,
   "",
   baselineTable,
+  ...(hostileFronts.length > 0
+    ? [
+        "",
+        "#### Hostile clients",
+        "",
+        hostileTable,
+        "",
+        "A request that failed shows n/a (for the sidecar at its MAX_CONNECTIONS, or a refused handshake).",
+      ]
+    : []),
 ].join("\n")
 
 process.stdout.write(`${report}\n`)
@@ -923,6 +984,7 @@ if (options.json) {
     })),
     baselines,
     cells: Object.fromEntries(cells),
+    hostile: Object.fromEntries(hostile),
   }
   writeFileSync(options.json, `${JSON.stringify(raw, null, 1)}\n`)
 }
