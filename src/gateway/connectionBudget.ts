@@ -3,8 +3,9 @@
  * still in their TLS handshake (anyone can open those) and established, authenticated ones.
  *
  * - Handshakes: at most `maxHandshakes` at once. When a new connection finds the budget full, the
- *   oldest handshake is closed to make room, so idle TCP connections that never start TLS cannot
- *   lock clients out: a flood has to outpace the handshakes it competes with. The deadline of each
+ *   oldest handshake that has sent nothing yet is closed to make room (or, when every one has sent
+ *   something, the oldest), so idle TCP connections that never start TLS cannot lock clients out:
+ *   a flood has to outpace the handshakes it competes with. The deadline of each
  *   is Node's `handshakeTimeout`, counted from the TCP connection (handshake bytes do not reach JS,
  *   so a client trickling them does not extend it: tested).
  * - Established: at most `maxConnections`; beyond, a new authenticated connection is closed at once.
@@ -47,11 +48,18 @@ export const install = (server: Server, budget: Budget, events: BudgetEvents) =>
 
   const onConnection = (socket: Socket) => {
     if (handshaking.size >= budget.maxHandshakes) {
-      const [oldest] = handshaking
-      if (oldest !== undefined) {
-        handshaking.delete(oldest)
-        events.onHandshakeEvicted(oldest)
-        oldest.destroy()
+      let victim: Socket | undefined
+      for (const candidate of handshaking) {
+        victim ??= candidate
+        if (candidate.bytesRead === 0) {
+          victim = candidate
+          break
+        }
+      }
+      if (victim !== undefined) {
+        handshaking.delete(victim)
+        events.onHandshakeEvicted(victim)
+        victim.destroy()
       }
     }
     handshaking.add(socket)

@@ -8,54 +8,66 @@
  * anyway, so a pipelining client loses nothing but the fan-out. A connection with more than
  * `MAX_WAITING` requests queued behind an unfinished one is closed: no client reads that far ahead.
  */
-import type { ServerResponse } from "node:http"
+import type { IncomingMessage, ServerResponse } from "node:http"
 
 export const MAX_WAITING = 32
 
+type Exchange = (request: IncomingMessage, response: ServerResponse, expectsContinue: boolean) => void
+
 interface Line {
   active: boolean
-  readonly waiting: Array<() => void>
+  readonly waiting: Array<readonly [IncomingMessage, ServerResponse, boolean]>
+  readonly exchange: Exchange
 }
 
 // On the socket, like the peer record: no map to clean up.
 const LINE: unique symbol = Symbol("coco-secure-access/pipeline")
 type WithLine = { [LINE]?: Line }
 
+/** Shared by every exchange (no closure per request): the next waiting one starts, if any. */
+function onClose(this: ServerResponse) {
+  const line = (this.req.socket as WithLine)[LINE]
+  if (line === undefined) return
+  line.active = false
+  for (let next = line.waiting.shift(); next !== undefined; next = line.waiting.shift()) {
+    const [request, response, expectsContinue] = next
+    // The client went away while this one waited: on to the next (which finds the same).
+    if (response.destroyed) continue
+    return start(line, request, response, expectsContinue)
+  }
+}
+
+const start = (line: Line, request: IncomingMessage, response: ServerResponse, expectsContinue: boolean) => {
+  line.active = true
+  response.once("close", onClose)
+  line.exchange(request, response, expectsContinue)
+}
+
 /**
  * Runs `exchange` now if the connection has no exchange in progress, else after the ones before it.
  * Returns false, having closed the connection, when too many are already waiting.
  */
 export const serialize = (
-  socket: object & { destroy(): void },
+  request: IncomingMessage,
   response: ServerResponse,
-  exchange: () => void,
-) => {
-  const holder = socket as WithLine
-  let line = holder[LINE]
+  expectsContinue: boolean,
+  exchange: Exchange,
+): boolean => {
+  const socket = request.socket as typeof request.socket & WithLine
+  let line = socket[LINE]
   if (line === undefined) {
-    line = { active: false, waiting: [] }
-    holder[LINE] = line
+    line = { active: false, waiting: [], exchange }
+    socket[LINE] = line
   }
-  const current = line
-  const start = () => {
-    // The client went away while this one waited: on to the next (which finds the same).
-    if (response.destroyed) return void current.waiting.shift()?.()
-    current.active = true
-    response.once("close", () => {
-      current.active = false
-      current.waiting.shift()?.()
-    })
-    exchange()
-  }
-  if (!current.active) {
-    start()
+  if (!line.active) {
+    start(line, request, response, expectsContinue)
     return true
   }
-  if (current.waiting.length >= MAX_WAITING) {
-    current.waiting.length = 0
+  if (line.waiting.length >= MAX_WAITING) {
+    line.waiting.length = 0
     socket.destroy()
     return false
   }
-  current.waiting.push(start)
+  line.waiting.push([request, response, expectsContinue])
   return true
 }

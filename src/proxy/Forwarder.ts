@@ -212,17 +212,17 @@ export const make = Effect.fnUntraced(function* (
     )
     const clear = () => clearTimeout(timer)
     proxyRequest.once("response", clear)
-    response.once("close", clear)
-    // A 101 to a request that asked for no upgrade: Node hands over the app's socket, which is closed.
-    proxyRequest.once("upgrade", (_answer: IncomingMessage, appSocket: Socket) => {
-      appSocket.destroy()
-      fail(new BadAppResponse("the application switched protocols unasked"), request, response)
-    })
-    // Closed without an answer and without an error (a 101 is one way): the client must not hang.
+    // Also when the client goes first: http-proxy-3 then destroys this request. Closed without an
+    // answer and without an error, the client must not hang: so it is with a 101 to a request that
+    // asked for no upgrade (Node's client destroys the socket the app switched).
     proxyRequest.once("close", () => {
       clear()
       if (!response.headersSent && !response.destroyed && !response.writableEnded) {
-        fail(new BadAppResponse("the application closed without an answer"), request, response)
+        fail(
+          new BadAppResponse("the application closed or switched protocols without an answer"),
+          request,
+          response,
+        )
       }
     })
   })

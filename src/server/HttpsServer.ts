@@ -433,9 +433,7 @@ export const layer: Layer.Layer<
           // One exchange at a time per connection (see gateway/pipeline.ts).
           const guarded =
             (expectsContinue: boolean) => (request: IncomingMessage, response: ServerResponse) => {
-              const admitted = Pipeline.serialize(request.socket, response, () =>
-                run(request, response, expectsContinue),
-              )
+              const admitted = Pipeline.serialize(request, response, expectsContinue, run)
               if (!admitted) {
                 tooDeep("pipeline", (count) =>
                   runFork(

@@ -290,6 +290,20 @@ describe("finding 5: connections still in their handshake have their own budget"
     established.socket.destroy()
   })
 
+  it("closes the silent handshakes first, not one that is under way", async () => {
+    const { url } = await sidecar({ MAX_HANDSHAKES: "3", TLS_HANDSHAKE_TIMEOUT: "20s" })
+    const [busy] = await idleTcp(url, 1)
+    if (busy === undefined) throw new Error("no socket")
+    // The start of a ClientHello: this handshake is under way.
+    busy.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]))
+    await sleep(100)
+    const idle = await idleTcp(url, 6)
+    await sleep(100)
+    expect((await get(`${url}/api/status`, client())).status).toBe(200)
+    expect(busy.destroyed || busy.readableEnded).toBe(false)
+    expect(idle.filter((s) => s.destroyed || s.readableEnded).length).toBeGreaterThanOrEqual(4)
+  })
+
   it("established connections do not count against the handshake budget", async () => {
     const { url } = await sidecar({ MAX_CONNECTIONS: "8", MAX_HANDSHAKES: "2" })
     const held: Array<Conn> = []
