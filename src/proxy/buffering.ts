@@ -70,7 +70,10 @@ export const countRead = (bytes: number): void => {
  * A connection to the app that reads at most READ_SIZE at a time, for `http.Agent#createConnection`.
  * A read that fills at least half the buffer hands it over, and the next read gets a new one; a
  * shorter read is copied out, so that a small chunk does not keep a whole buffer alive, and the
- * buffer is used again. Reads are delivered as 'data' events, as the stream would deliver them.
+ * buffer is used again. With `onread` Node emits no 'data' itself: reads are emitted here as 'data'
+ * events, which is how Node's HTTP client (and a piped WebSocket tunnel) read their socket, and
+ * `pause()`/`resume()` stop and start the reads themselves. The proxy, streaming and WebSocket tests
+ * would fail if a Node release read these sockets another way.
  */
 export const connectWithSmallReads = (options: net.NetConnectOpts): net.Socket => {
   let buffer = Buffer.allocUnsafeSlow(READ_SIZE)

@@ -129,34 +129,30 @@ export class HttpsListener extends Context.Service<
           ),
         )
 
+        // Refusals by the budgets: counted, and logged at most once a minute per kind, with a count.
         const dropped = rateLimited(60_000)
-        const rejected = rateLimited(1_000)
+        const refusal = (reason: string, message: string) => (socket: Socket) => {
+          metrics.handshakeFailures.inc({ reason })
+          dropped(reason, (count) =>
+            warn(message, { count: String(count), remote: socket.remoteAddress ?? "unknown" }),
+          )
+        }
         const budget = ConnectionBudget.install(
           server,
           { maxHandshakes: limits.maxHandshakes, maxConnections: limits.maxConnections },
           {
-            onHandshakeEvicted: (socket) => {
-              metrics.handshakeFailures.inc({ reason: "handshake_evicted" })
-              dropped("evicted", (count) =>
-                warn("handshake budget full: oldest handshakes closed", {
-                  count: String(count),
-                  remote: socket.remoteAddress ?? "unknown",
-                }),
-              )
-            },
-            onConnectionRefused: (socket) => {
-              metrics.handshakeFailures.inc({ reason: "max_connections" })
-              dropped("max_connections", (count) =>
-                warn("connection refused: MAX_CONNECTIONS reached", {
-                  count: String(count),
-                  remote: socket.remoteAddress ?? "unknown",
-                }),
-              )
-            },
+            onHandshakeEvicted: refusal(
+              "handshake_evicted",
+              "handshake budget full: oldest handshakes closed",
+            ),
+            onConnectionRefused: refusal("max_connections", "connection refused: MAX_CONNECTIONS reached"),
           },
         )
         yield* Effect.addFinalizer(() => Effect.sync(budget.stop))
 
+        // Anyone can cause these refusals, without a certificate: a flood costs at most a line a
+        // second per reason.
+        const rejected = rateLimited(1_000)
         // Rejected clients never reach a request handler: this is the only trace they leave.
         // Node destroys a socket whose certificate fails before it reports the error: remember peers early.
         const addresses = new WeakMap<object, string>()
@@ -168,7 +164,6 @@ export class HttpsListener extends Context.Service<
             ? String(socket.authorizationError)
             : (err.code ?? err.message)
           metrics.handshakeFailures.inc({ reason: reason.slice(0, 64) })
-          // Anyone can cause these, cheaply: a flood costs at most a line a second per reason.
           rejected(reason, (count) =>
             warn("TLS handshake rejected", {
               reason,
@@ -199,8 +194,10 @@ export class HttpsListener extends Context.Service<
             // Only now may requests be served: OpenSSL may already have read one with the handshake,
             // and a request on a socket without its record is dropped (see dispatch).
             Peer.attach(socket, peer)
-            if (peer.denied !== undefined)
+            // Each time: this client holds a certificate of the client CA, so it is accountable.
+            if (peer.denied !== undefined) {
               warn("client not authorized", { reason: peer.denied, remote: peer.address })
+            }
           } catch (error) {
             // A certificate OpenSSL verified but this code cannot read: refuse the connection, keep serving.
             warn("connection closed: client certificate not readable", {

@@ -226,27 +226,44 @@ const validity = (notBefore: Date | undefined, notAfter: Date | undefined, lifet
   }
 }
 
-/** Creates a self-signed CA (or, with `isCa: false`, a self-signed non-CA certificate). */
-export const createCa = async (options: CaOptions = {}): Promise<Authority> => {
+/** A CA: self-signed, or signed by `parent` (an intermediate); `isCa: false` makes a non-CA "CA". */
+const makeCa = async (options: CaOptions, parent: Authority | undefined): Promise<Authority> => {
   const algorithm = options.algorithm ?? "ec-p256"
   const isCa = options.isCa ?? true
   const keys = await generateKeys(algorithm)
-  const cert = await X509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerialNumber(),
-    name: subjectName(options.cn ?? DEV_CA_CN, options.org),
-    ...validity(options.notBefore, options.notAfter, CA_LIFETIME_MS),
-    keys,
-    extensions: [
-      new X509.BasicConstraintsExtension(isCa, undefined, true),
-      new X509.KeyUsagesExtension(
-        isCa
-          ? X509.KeyUsageFlags.keyCertSign | X509.KeyUsageFlags.cRLSign
-          : X509.KeyUsageFlags.digitalSignature,
-        true,
-      ),
-      await X509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  })
+  const name = subjectName(options.cn ?? DEV_CA_CN, options.org)
+  const extensions = [
+    new X509.BasicConstraintsExtension(isCa, undefined, true),
+    new X509.KeyUsagesExtension(
+      isCa
+        ? X509.KeyUsageFlags.keyCertSign | X509.KeyUsageFlags.cRLSign
+        : X509.KeyUsageFlags.digitalSignature,
+      true,
+    ),
+    ...(parent === undefined
+      ? []
+      : [new X509.AuthorityKeyIdentifierExtension(await authorityKeyId(parent), false)]),
+    await X509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+  ]
+  const dates = validity(options.notBefore, options.notAfter, CA_LIFETIME_MS)
+  const cert =
+    parent === undefined
+      ? await X509.X509CertificateGenerator.createSelfSigned({
+          serialNumber: randomSerialNumber(),
+          name,
+          ...dates,
+          keys,
+          extensions,
+        })
+      : await X509.X509CertificateGenerator.create({
+          serialNumber: randomSerialNumber(),
+          subject: name,
+          issuer: parent.cert.subjectName,
+          ...dates,
+          publicKey: keys.publicKey,
+          signingKey: parent.keys.privateKey,
+          extensions,
+        })
   return {
     certPem: toPem(cert),
     keyPem: exportPrivateKey(keys.privateKey, algorithm, options.keyFormat ?? "pkcs8"),
@@ -255,6 +272,13 @@ export const createCa = async (options: CaOptions = {}): Promise<Authority> => {
     algorithm,
   }
 }
+
+/** Creates a self-signed CA (or, with `isCa: false`, a self-signed non-CA certificate). */
+export const createCa = (options: CaOptions = {}): Promise<Authority> => makeCa(options, undefined)
+
+/** An intermediate CA signed by `parent` (for chains a client sends in full). */
+export const issueCa = (parent: Authority, options: CaOptions = {}): Promise<Authority> =>
+  makeCa({ cn: "CoCo Sidecar Dev Intermediate CA", ...options }, parent)
 
 /**
  * Issues a server or client leaf certificate signed by `ca`. The signature algorithm follows the issuer's key
@@ -311,33 +335,6 @@ export const issue = async (ca: Authority, options: LeafOptions): Promise<Issued
   return {
     certPem: toPem(cert),
     keyPem: exportPrivateKey(keys.privateKey, algorithm, keyFormat),
-    cert,
-    keys,
-    algorithm,
-  }
-}
-
-/** An intermediate CA signed by `parent` (for chains a client sends in full). */
-export const issueCa = async (parent: Authority, options: CaOptions = {}): Promise<Authority> => {
-  const algorithm = options.algorithm ?? "ec-p256"
-  const keys = await generateKeys(algorithm)
-  const cert = await X509.X509CertificateGenerator.create({
-    serialNumber: randomSerialNumber(),
-    subject: subjectName(options.cn ?? "CoCo Sidecar Dev Intermediate CA", options.org),
-    issuer: parent.cert.subjectName,
-    ...validity(options.notBefore, options.notAfter, CA_LIFETIME_MS),
-    publicKey: keys.publicKey,
-    signingKey: parent.keys.privateKey,
-    extensions: [
-      new X509.BasicConstraintsExtension(true, undefined, true),
-      new X509.KeyUsagesExtension(X509.KeyUsageFlags.keyCertSign | X509.KeyUsageFlags.cRLSign, true),
-      new X509.AuthorityKeyIdentifierExtension(await authorityKeyId(parent), false),
-      await X509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  })
-  return {
-    certPem: toPem(cert),
-    keyPem: exportPrivateKey(keys.privateKey, algorithm, options.keyFormat ?? "pkcs8"),
     cert,
     keys,
     algorithm,

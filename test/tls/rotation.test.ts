@@ -13,7 +13,7 @@ import { type Backend, startBackend } from "../support/backend.ts"
 import { type Fixtures, makeFixtures, resourcesFor } from "../support/fixtures.ts"
 import { get } from "../support/https.ts"
 import { capture } from "../support/logs.ts"
-import { settingsFor, start } from "../support/sidecar.ts"
+import { inProcess, settingsFor, start } from "../support/sidecar.ts"
 import { nextMessage, openWebSocket, sessionRequest } from "../support/tlsClient.ts"
 
 const CERT = "shop/sidecar-tls-web/server-cert"
@@ -37,7 +37,11 @@ beforeAll(async () => {
     ).pipe(Effect.provide(capture().layer), Scope.provide(scope)),
   )
 })
+/** Sidecars of their own, for the tests that must not disturb the shared one. */
+const own = inProcess()
+
 afterAll(async () => {
+  await own.closeAll()
   await Effect.runPromise(Scope.close(scope, Exit.void))
   await backend.close()
 })
@@ -176,121 +180,89 @@ describe("rotation", () => {
 
 describe("finding 2: material OpenSSL refuses", () => {
   it("is refused with its URI, keeps the served material, and later rotations still apply", async () => {
-    const own = MemoryResourceClient.make(resourcesFor(pki))
-    const logs = capture()
-    const ownScope = Effect.runSync(Scope.make())
-    const ownUrl = await Effect.runPromise(
-      start(settingsFor({ TLS_REFRESH_INTERVAL: "100ms" }), own.layer).pipe(
-        Effect.provide(logs.layer),
-        Scope.provide(ownScope),
-      ),
+    const { url: ownUrl, logs, cdh } = await own.start(pki, { TLS_REFRESH_INTERVAL: "100ms" })
+    const shake = (who: Issued) => handshakeAt({ url: ownUrl }, who)
+    const ownStatus = async () => JSON.parse((await get(`${ownUrl}/api/status`, client())).body)
+    const before = (await shake(pki.client)).serial
+
+    // An RSA-1024 key parses and matches its certificate, but OpenSSL refuses it at Node's level.
+    const weak = await issue(pki.ca, {
+      cn: "localhost",
+      kind: "server",
+      algorithm: "rsa-1024",
+      dnsNames: ["localhost"],
+    })
+    cdh.set(CERT, weak.certPem)
+    cdh.set(KEY, weak.keyPem)
+    const refused = await waitFor(ownStatus, (s) => s.tlsRefresh.lastError !== null)
+    expect(refused.tlsRefresh.lastError).toContain("kbs:///shop/sidecar-tls-web/server-key")
+    expect(refused.tlsRefresh.lastError).toContain("OpenSSL refuses the private key")
+    expect(refused.serverCertificate.serialNumber).toBe(new X509Certificate(pki.server.certPem).serialNumber)
+    expect(logs.some((l) => l.message === "TLS material rotated")).toBe(false)
+    const line = logs.find((l) => l.message.startsWith("TLS material refresh failed"))
+    expect(String(line?.annotations.cause)).toContain("kbs:///shop/sidecar-tls-web/server-key")
+    expect((await shake(pki.client)).serial).toBe(before)
+
+    // A weak client CA is refused too: as a trust anchor OpenSSL would only fail every client.
+    cdh.set(CERT, pki.server.certPem)
+    cdh.set(KEY, pki.server.keyPem)
+    const weakCa = await createCa({ cn: "Weak CA", algorithm: "rsa-1024" })
+    cdh.set(CA, weakCa.certPem)
+    const caRefused = await waitFor(ownStatus, (s) => String(s.tlsRefresh.lastError).includes("Weak CA"))
+    expect(caRefused.tlsRefresh.lastError).toContain("kbs:///default/sidecar-tls/client-ca")
+    expect((await shake(pki.client)).accepted).toBe(true)
+
+    // The loop is alive: a client-CA replacement meant to revoke the old clients takes effect.
+    const newCa = await createCa({ cn: "Replacement Client CA" })
+    const newClient = await issue(newCa, { cn: "new-developer", kind: "client" })
+    cdh.set(CA, newCa.certPem)
+    const accepted = await waitFor(
+      () => shake(newClient),
+      (h) => h.accepted,
     )
-    try {
-      const shake = (who: Issued) => handshakeAt({ url: ownUrl }, who)
-      const ownStatus = async () => JSON.parse((await get(`${ownUrl}/api/status`, client())).body)
-      const before = (await shake(pki.client)).serial
-
-      // An RSA-1024 key parses and matches its certificate, but OpenSSL refuses it at Node's level.
-      const weak = await issue(pki.ca, {
-        cn: "localhost",
-        kind: "server",
-        algorithm: "rsa-1024",
-        dnsNames: ["localhost"],
-      })
-      own.controls.set(CERT, weak.certPem)
-      own.controls.set(KEY, weak.keyPem)
-      const refused = await waitFor(ownStatus, (s) => s.tlsRefresh.lastError !== null)
-      expect(refused.tlsRefresh.lastError).toContain("kbs:///shop/sidecar-tls-web/server-key")
-      expect(refused.tlsRefresh.lastError).toContain("OpenSSL refuses the private key")
-      expect(refused.serverCertificate.serialNumber).toBe(
-        new X509Certificate(pki.server.certPem).serialNumber,
-      )
-      expect(logs.lines.some((l) => l.message === "TLS material rotated")).toBe(false)
-      const line = logs.lines.find((l) => l.message.startsWith("TLS material refresh failed"))
-      expect(String(line?.annotations.cause)).toContain("kbs:///shop/sidecar-tls-web/server-key")
-      expect((await shake(pki.client)).serial).toBe(before)
-
-      // A weak client CA is refused too: as a trust anchor OpenSSL would only fail every client.
-      own.controls.set(CERT, pki.server.certPem)
-      own.controls.set(KEY, pki.server.keyPem)
-      const weakCa = await createCa({ cn: "Weak CA", algorithm: "rsa-1024" })
-      own.controls.set(CA, weakCa.certPem)
-      const caRefused = await waitFor(ownStatus, (s) => String(s.tlsRefresh.lastError).includes("Weak CA"))
-      expect(caRefused.tlsRefresh.lastError).toContain("kbs:///default/sidecar-tls/client-ca")
-      expect((await shake(pki.client)).accepted).toBe(true)
-
-      // The loop is alive: a client-CA replacement meant to revoke the old clients takes effect.
-      const newCa = await createCa({ cn: "Replacement Client CA" })
-      const newClient = await issue(newCa, { cn: "new-developer", kind: "client" })
-      own.controls.set(CA, newCa.certPem)
-      const accepted = await waitFor(
-        () => shake(newClient),
-        (h) => h.accepted,
-      )
-      expect(accepted.accepted).toBe(true)
-      expect((await shake(pki.client)).accepted).toBe(false)
-      // The old client can no longer ask; the new one sees the truth.
-      const truth = JSON.parse(
-        (
-          await get(`${ownUrl}/api/status`, {
-            cert: newClient.certPem,
-            key: newClient.keyPem,
-            ca: pki.ca.certPem,
-          })
-        ).body,
-      )
-      expect(truth.tlsRefresh.lastError).toBeNull()
-      expect(truth.clientCas.map((c: { subject: string }) => c.subject)).toEqual([
-        "C=US, CN=Replacement Client CA",
-      ])
-    } finally {
-      await Effect.runPromise(Scope.close(ownScope, Exit.void))
-    }
+    expect(accepted.accepted).toBe(true)
+    expect((await shake(pki.client)).accepted).toBe(false)
+    // The old client can no longer ask; the new one sees the truth.
+    const truth = JSON.parse(
+      (
+        await get(`${ownUrl}/api/status`, {
+          cert: newClient.certPem,
+          key: newClient.keyPem,
+          ca: pki.ca.certPem,
+        })
+      ).body,
+    )
+    expect(truth.tlsRefresh.lastError).toBeNull()
+    expect(truth.clientCas.map((c: { subject: string }) => c.subject)).toEqual([
+      "C=US, CN=Replacement Client CA",
+    ])
   }, 20_000)
 })
 
 describe("finding 3: sessions across a client-CA rotation", () => {
   it("resumes no session from before the rotation: the old CA's client is refused", async () => {
-    const own = MemoryResourceClient.make(resourcesFor(pki))
-    const ownScope = Effect.runSync(Scope.make())
-    const ownUrl = await Effect.runPromise(
-      start(settingsFor({ TLS_REFRESH_INTERVAL: "100ms" }), own.layer).pipe(
-        Effect.provide(capture().layer),
-        Scope.provide(ownScope),
-      ),
+    const { url: ownUrl, cdh } = await own.start(pki, { TLS_REFRESH_INTERVAL: "100ms" })
+    const first = await sessionRequest(ownUrl, pki, "/api/status")
+    expect(first.status).toBe(200)
+    const resumed = await sessionRequest(ownUrl, pki, "/api/status", pki.client, first.session)
+    expect(resumed).toMatchObject({ resumed: true, status: 200 })
+    const newCa = await createCa({ cn: "Next Client CA" })
+    const newClient = await issue(newCa, { cn: "next", kind: "client" })
+    cdh.set(CA, newCa.certPem)
+    await waitFor(
+      () => handshakeAt({ url: ownUrl }, newClient),
+      (h) => h.accepted,
     )
-    try {
-      const first = await sessionRequest(ownUrl, pki, "/api/status")
-      expect(first.status).toBe(200)
-      const resumed = await sessionRequest(ownUrl, pki, "/api/status", pki.client, first.session)
-      expect(resumed).toMatchObject({ resumed: true, status: 200 })
-      const newCa = await createCa({ cn: "Next Client CA" })
-      const newClient = await issue(newCa, { cn: "next", kind: "client" })
-      own.controls.set(CA, newCa.certPem)
-      await waitFor(
-        () => handshakeAt({ url: ownUrl }, newClient),
-        (h) => h.accepted,
-      )
-      const after = await sessionRequest(ownUrl, pki, "/api/status", pki.client, first.session)
-      expect(after.resumed).toBe(false)
-      expect(after.status).toBe(0)
-    } finally {
-      await Effect.runPromise(Scope.close(ownScope, Exit.void))
-    }
+    const after = await sessionRequest(ownUrl, pki, "/api/status", pki.client, first.session)
+    expect(after.resumed).toBe(false)
+    expect(after.status).toBe(0)
   }, 15_000)
 })
 
 describe("SIGHUP", () => {
   it("refreshes the TLS material at once", async () => {
-    const memoryHup = MemoryResourceClient.make(resourcesFor(pki))
-    const hupScope = Effect.runSync(Scope.make())
-    const hupUrl = await Effect.runPromise(
-      start(settingsFor({ TLS_REFRESH_INTERVAL: "1h" }), memoryHup.layer).pipe(
-        Effect.provide(capture().layer),
-        Scope.provide(hupScope),
-      ),
-    )
-    const fetches = () => memoryHup.controls.requests.filter((p) => p === CERT).length
+    const { url: hupUrl, cdh } = await own.start(pki, { TLS_REFRESH_INTERVAL: "1h" })
+    const fetches = () => cdh.requests.filter((p) => p === CERT).length
     expect(fetches()).toBe(1)
     process.emit("SIGHUP", "SIGHUP")
     const after = await waitFor(
@@ -300,6 +272,5 @@ describe("SIGHUP", () => {
     expect(after).toBeGreaterThanOrEqual(2)
     const body = JSON.parse((await get(`${hupUrl}/api/status`, client())).body)
     expect(body.tlsRefresh.lastAttemptAt).not.toBeNull()
-    await Effect.runPromise(Scope.close(hupScope, Exit.void))
   })
 })
