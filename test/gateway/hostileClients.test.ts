@@ -153,8 +153,10 @@ describe("certificates and clients at the extremes", () => {
         socket.once("secureConnect", () => {
           socket.write(
             "GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-            () => tcp.resetAndDestroy(),
           )
+          // An RST, not a FIN, once the refusal has arrived: the sidecar's socket, ended and waiting
+          // for the FIN, reads ECONNRESET.
+          socket.once("data", () => tcp.resetAndDestroy())
         })
       })
     }
