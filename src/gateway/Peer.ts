@@ -43,13 +43,12 @@ export const make = (
   if (x509 === undefined) return undefined
   const certificate = fromX509(x509, trustAnchors)
   const decision = authorize(rules, certificate)
-  const peer: Peer = {
+  return {
     certificate,
     denied: decision.allowed ? undefined : decision.reason,
     identityHeaders: identityHeaders(certificate),
     address: (socket.remoteAddress ?? "").replace(/^::ffff:/, ""),
   }
-  return peer
 }
 
 /**

@@ -27,17 +27,12 @@ export interface BudgetEvents {
   readonly onConnectionRefused: (socket: TLSSocket) => void
 }
 
-export interface Counts {
-  readonly handshaking: number
-  readonly established: number
-}
-
 /** The TCP socket under a server-side TLS socket is its `_parent` (Node keeps no public accessor). */
 export const tcpOf = (socket: TLSSocket): object | undefined =>
   (socket as TLSSocket & { readonly _parent?: object })._parent
 
 /**
- * Installs both budgets on a TLS server; returns the live counts and a stop function. Node's own
+ * Installs both budgets on a TLS server; returns a function that removes them. Node's own
  * `maxConnections` is set to their sum as a ceiling the budgets can never pass.
  */
 export const install = (server: Server, budget: Budget, events: BudgetEvents) => {
@@ -79,11 +74,8 @@ export const install = (server: Server, budget: Budget, events: BudgetEvents) =>
   // Before tls.Server's own listeners would matter: eviction must happen as the newcomer arrives.
   server.prependListener("connection", onConnection)
   server.prependListener("secureConnection", onSecure)
-  return {
-    counts: (): Counts => ({ handshaking: handshaking.size, established }),
-    stop: () => {
-      server.off("connection", onConnection)
-      server.off("secureConnection", onSecure)
-    },
+  return () => {
+    server.off("connection", onConnection)
+    server.off("secureConnection", onSecure)
   }
 }

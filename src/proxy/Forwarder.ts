@@ -28,6 +28,7 @@ import { SidecarConfig } from "../config/SidecarConfig.ts"
 import type { Peer } from "../gateway/Peer.ts"
 import { Metrics } from "../metrics/Metrics.ts"
 import { errorBody, SECURITY_HEADERS } from "../server/responses.ts"
+import { pathOf } from "../server/SidecarPaths.ts"
 import { connectWithSmallReads, countRead } from "./buffering.ts"
 import { clientResponseHeaders, forwardedHeaders } from "./headers.ts"
 
@@ -90,11 +91,6 @@ const probe = (port: number, timeout: Duration.Duration) =>
   })
 
 const ignore = () => {}
-
-const pathOf = (url: string) => {
-  const query = url.indexOf("?")
-  return query === -1 ? url : url.slice(0, query)
-}
 
 /** A WebSocket close frame (RFC 6455 §5.5.1); frames a client sends must be masked. */
 export const closeFrame = (code: number, reason: string, masked: boolean): Buffer => {

@@ -137,7 +137,7 @@ export class HttpsListener extends Context.Service<
             warn(message, { count: String(count), remote: socket.remoteAddress ?? "unknown" }),
           )
         }
-        const budget = ConnectionBudget.install(
+        const removeBudgets = ConnectionBudget.install(
           server,
           { maxHandshakes: limits.maxHandshakes, maxConnections: limits.maxConnections },
           {
@@ -148,7 +148,7 @@ export class HttpsListener extends Context.Service<
             onConnectionRefused: refusal("max_connections", "connection refused: MAX_CONNECTIONS reached"),
           },
         )
-        yield* Effect.addFinalizer(() => Effect.sync(budget.stop))
+        yield* Effect.addFinalizer(() => Effect.sync(removeBudgets))
 
         // Anyone can cause these refusals, without a certificate: a flood costs at most a line a
         // second per reason.
@@ -280,11 +280,6 @@ const addressOf = (socket: TLSSocket, addresses: WeakMap<object, string>): strin
 
 const ignore = () => {}
 
-const pathOf = (url: string) => {
-  const query = url.indexOf("?")
-  return query === -1 ? url : url.slice(0, query)
-}
-
 /** How many Host fields the request carries: RFC 9112 §3.2 asks for 400 on more than one. */
 const hostCount = (rawHeaders: ReadonlyArray<string>): number => {
   let count = 0
@@ -392,7 +387,7 @@ export const layer: Layer.Layer<
               Effect.logError("request failed").pipe(
                 Effect.annotateLogs({
                   method: request.method ?? "",
-                  path: pathOf(request.url ?? ""),
+                  path: SidecarPaths.pathOf(request.url ?? ""),
                   cause: error instanceof Error ? (error.stack ?? error.message) : String(error),
                 }),
               ),
@@ -400,7 +395,8 @@ export const layer: Layer.Layer<
 
           const dispatch = (request: IncomingMessage, response: ServerResponse, expectsContinue: boolean) => {
             const peer = Peer.of(request.socket)
-            // Cannot happen: mTLS lets no connection through without its peer record.
+            // A connection that was not admitted (a refused resumption whose request OpenSSL read
+            // with the handshake): its requests are dropped.
             if (peer === undefined) return void response.destroy()
             const url = request.url ?? ""
             const owned = ownsRequest(url)

@@ -18,6 +18,12 @@ export interface SidecarPaths {
   readonly owns: (rawUrl: string) => boolean
 }
 
+/** The path of a raw request-target: everything before the query. */
+export const pathOf = (rawUrl: string): string => {
+  const query = rawUrl.indexOf("?")
+  return query === -1 ? rawUrl : rawUrl.slice(0, query)
+}
+
 export const make = (prefix: string): SidecarPaths => {
   // The prefix is "" or starts with "/" (checked in configuration).
   const dashboard = `${prefix}/dashboard` as Path
@@ -33,9 +39,6 @@ export const make = (prefix: string): SidecarPaths => {
     attestation,
     openapi,
     metrics,
-    owns: (rawUrl) => {
-      const query = rawUrl.indexOf("?")
-      return owned.has(query === -1 ? rawUrl : rawUrl.slice(0, query))
-    },
+    owns: (rawUrl) => owned.has(pathOf(rawUrl)),
   }
 }

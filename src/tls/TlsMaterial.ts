@@ -21,9 +21,6 @@ import type { TlsMaterialError } from "./errors.ts"
 import * as Validate from "./validate.ts"
 
 export interface Material {
-  readonly uris: { readonly cert: string; readonly key: string; readonly ca: string }
-  /** Each client CA certificate on its own, for OpenSSL's checks. */
-  readonly clientCaPems: ReadonlyArray<{ readonly pem: string; readonly subject: string }>
   /** Leaf first, then any intermediates, as served. */
   readonly certPem: string
   readonly keyPem: Redacted.Redacted<string>
@@ -68,11 +65,6 @@ export const validate = (sources: Sources, now: Date): Result.Result<Material, T
     const cas = yield* Validate.parseCertificates(sources.ca.bytes, sources.ca.uri, "client CA certificate")
     yield* Validate.checkClientCas(cas.certs, sources.ca.uri, now)
     return {
-      uris: { cert: sources.cert.uri, key: sources.key.uri, ca: sources.ca.uri },
-      clientCaPems: cas.certs.map((cert) => ({
-        pem: cert.toString(),
-        subject: Validate.oneLine(cert.subject),
-      })),
       certPem: chain.pem,
       keyPem: key.pem,
       caPem: cas.pem,
@@ -82,10 +74,20 @@ export const validate = (sources: Sources, now: Date): Result.Result<Material, T
     }
   })
 
-/** Whether OpenSSL builds a secure context from the material: only then may the server use it. */
-export const accept = (material: Material): Result.Result<Material, TlsMaterialError> =>
+/**
+ * Whether OpenSSL builds a secure context from the material: only then may the server use it.
+ * Failures name the resource they blame, from the configuration's URIs.
+ */
+export const accept = (material: Material, config: Settings): Result.Result<Material, TlsMaterialError> =>
   Result.map(
-    Validate.checkAcceptedByOpenSsl(secureContextOptions(material), material.clientCaPems, material.uris),
+    Validate.checkAcceptedByOpenSsl(
+      secureContextOptions(material),
+      Validate.pemBlocks(material.caPem).map((pem, i) => ({
+        pem,
+        subject: material.clientCas[i]?.subject ?? "",
+      })),
+      { cert: config.tlsCertUri.uri, key: config.tlsKeyUri.uri, ca: config.clientCaUri.uri },
+    ),
     () => material,
   )
 
@@ -165,7 +167,7 @@ export class TlsMaterial extends Context.Service<
         // New material must also pass OpenSSL before it replaces what is served.
         const fetched = yield* fetchOnce(config, client).pipe(
           Effect.flatMap((next) =>
-            sameMaterial(previous, next) ? Effect.succeed(next) : Effect.fromResult(accept(next)),
+            sameMaterial(previous, next) ? Effect.succeed(next) : Effect.fromResult(accept(next, config)),
           ),
           Effect.result,
         )
@@ -272,5 +274,5 @@ export const load = Effect.gen(function* () {
   const config = yield* SidecarConfig
   const policy = { base: config.cdh.retryBase, max: config.cdh.retryMax, budget: config.cdh.startupTimeout }
   const material = yield* fetchAll(config, (uri) => fetchRetrying(uri, policy))
-  return yield* Effect.fromResult(accept(material))
+  return yield* Effect.fromResult(accept(material, config))
 }).pipe(Effect.withSpan("TlsMaterial.load"))

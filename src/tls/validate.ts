@@ -42,6 +42,9 @@ export const oneLine = (dn: string): string => dn.split("\n").filter(Boolean).jo
 
 const text = (bytes: Uint8Array): string => new TextDecoder("utf-8").decode(bytes)
 
+/** The CERTIFICATE blocks of a PEM bundle, in order. */
+export const pemBlocks = (pem: string): Array<string> => pem.match(CERT_BLOCK) ?? []
+
 /** Every CERTIFICATE block in a PEM bundle, parsed. */
 export const parseCertificates = (
   bytes: Uint8Array,
@@ -52,7 +55,7 @@ export const parseCertificates = (
   InvalidPem
 > => {
   const pem = text(bytes)
-  const blocks = pem.match(CERT_BLOCK) ?? []
+  const blocks = pemBlocks(pem)
   if (blocks.length === 0) {
     return Result.fail(
       new InvalidPem({
