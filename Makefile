@@ -32,7 +32,7 @@ test: deps
 
 # DEMO_APP=1 also starts a demo application and forwards to it.
 run: deps
-	DEMO_APP=$(DEMO_APP) node src/dev.ts
+	DEMO_APP=$(DEMO_APP) node src/dev/run.ts
 
 # Not part of `make test`: about 2 minutes of load on 2 cores. BENCH_ARGS=--write updates docs/PERFORMANCE.md.
 bench: deps

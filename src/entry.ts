@@ -1,6 +1,6 @@
 /**
  * Process entry shared by production (`main.ts`) and the local run
- * (`dev.ts`): decode the configuration, run the sidecar, map the outcome to
+ * (`dev/run.ts`): decode the configuration, run the sidecar, map the outcome to
  * an exit code. A bad configuration or unusable TLS material exits 1 with one
  * log line per problem before anything listens; SIGTERM/SIGINT drain and
  * exit 0.

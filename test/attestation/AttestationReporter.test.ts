@@ -14,7 +14,6 @@ import {
   teeNote,
   UPSTREAM_SUCCESS_DETAILS,
 } from "../../src/attestation/AttestationReporter.ts"
-import * as Memory from "../../src/cdh/MemoryResourceClient.ts"
 import {
   CdhHttpError,
   type CdhInfo,
@@ -23,6 +22,7 @@ import {
   ResourceClient,
 } from "../../src/cdh/ResourceClient.ts"
 import { decode, type Env, type Settings, SidecarConfig } from "../../src/config/SidecarConfig.ts"
+import * as Memory from "../../src/dev/cdh/MemoryResourceClient.ts"
 import { ATTESTATION_STATUS } from "../../src/kbs/ResourceUri.ts"
 import { type CapturedLog, capture } from "../support/logs.ts"
 

@@ -2,7 +2,6 @@ import * as net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Logger, Result } from "effect"
 import * as HttpResourceClient from "../../src/cdh/HttpResourceClient.ts"
-import { scoped as mockCdh } from "../../src/cdh/mock/MockCdhServer.ts"
 import {
   CdhHttpError,
   CdhUnreachable,
@@ -12,6 +11,7 @@ import {
   ResourceUnavailable,
   type RetryPolicy,
 } from "../../src/cdh/ResourceClient.ts"
+import { scoped as mockCdh } from "../../src/dev/cdh/MockCdhServer.ts"
 import { parse, type ResourceUri } from "../../src/kbs/ResourceUri.ts"
 
 const URI = "kbs:///a/b/c"

@@ -12,7 +12,6 @@ import {
   Schedule,
 } from "effect"
 import { TestClock } from "effect/testing"
-import * as Memory from "../../src/cdh/MemoryResourceClient.ts"
 import {
   CdhHttpError,
   CdhUnreachable,
@@ -23,6 +22,7 @@ import {
   type RetryPolicy,
   retrySchedule,
 } from "../../src/cdh/ResourceClient.ts"
+import * as Memory from "../../src/dev/cdh/MemoryResourceClient.ts"
 import { parse } from "../../src/kbs/ResourceUri.ts"
 
 const URI = "kbs:///a/b/c"

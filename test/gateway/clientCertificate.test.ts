@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net"
 import * as tls from "node:tls"
 import type * as X509 from "@peculiar/x509"
 import { beforeAll, describe, expect, it } from "vitest"
+import { type Authority, createCa, createDevPki, type DevPki, issue, issueCa } from "../../src/dev/DevPki.ts"
 import {
   type ClientCertificate,
   formatDn,
@@ -10,7 +11,6 @@ import {
   parseDn,
   splitAltNames,
 } from "../../src/gateway/clientCertificate.ts"
-import { type Authority, createCa, createDevPki, type DevPki, issue, issueCa } from "../../src/tls/DevPki.ts"
 
 let pki: DevPki
 beforeAll(async () => {

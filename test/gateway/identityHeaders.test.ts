@@ -1,6 +1,7 @@
 import { createHash, X509Certificate } from "node:crypto"
 import type * as X509 from "@peculiar/x509"
 import { beforeAll, describe, expect, it } from "vitest"
+import { createCa, createDevPki, type DevPki, issue, issueCa } from "../../src/dev/DevPki.ts"
 import { fromX509 } from "../../src/gateway/clientCertificate.ts"
 import {
   CLIENT_CERT,
@@ -9,7 +10,6 @@ import {
   XFCC,
   xfcc,
 } from "../../src/gateway/identityHeaders.ts"
-import { createCa, createDevPki, type DevPki, issue, issueCa } from "../../src/tls/DevPki.ts"
 
 let pki: DevPki
 beforeAll(async () => {

@@ -20,7 +20,7 @@ import {
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type MockCdhServer, startMockCdh } from "../../src/cdh/mock/MockCdhServer.ts"
+import { type MockCdhServer, startMockCdh } from "../../src/dev/cdh/MockCdhServer.ts"
 import { type Fixtures, makeFixtures, resourcesFor, URIS } from "../support/fixtures.ts"
 import { get } from "../support/https.ts"
 import { follow, freePort, type Running } from "../support/process.ts"

@@ -1,5 +1,5 @@
 /** Certificates and resources shared by the integration tests. */
-import { createCa, createDevPki, type DevPki, type Issued, issue } from "../../src/tls/DevPki.ts"
+import { createCa, createDevPki, type DevPki, type Issued, issue } from "../../src/dev/DevPki.ts"
 
 export interface Fixtures extends DevPki {
   /** A client certificate from a CA the sidecar does not trust. */

@@ -1,11 +1,11 @@
 /** Starts the whole sidecar in-process on an ephemeral port, against a given ResourceClient layer. */
 import { Deferred, Effect, Exit, Layer, Result, Scope } from "effect"
 import * as HttpResourceClient from "../../src/cdh/HttpResourceClient.ts"
-import * as MemoryResourceClient from "../../src/cdh/MemoryResourceClient.ts"
 import type { ResourceClient } from "../../src/cdh/ResourceClient.ts"
 import { decode, type Env, type Settings, SidecarConfig } from "../../src/config/SidecarConfig.ts"
+import * as MemoryResourceClient from "../../src/dev/cdh/MemoryResourceClient.ts"
+import type { DevPki } from "../../src/dev/DevPki.ts"
 import * as Sidecar from "../../src/Sidecar.ts"
-import type { DevPki } from "../../src/tls/DevPki.ts"
 import { resourcesFor, URIS } from "./fixtures.ts"
 import { capture } from "./logs.ts"
 

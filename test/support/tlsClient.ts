@@ -1,7 +1,7 @@
 /** Low-level mTLS clients: raw HTTP/1.1 over a TLS socket (no client-side normalization) and WebSockets. */
 import * as tls from "node:tls"
 import WebSocket from "ws"
-import type { Issued } from "../../src/tls/DevPki.ts"
+import type { Issued } from "../../src/dev/DevPki.ts"
 import type { Fixtures } from "./fixtures.ts"
 
 /** A client certificate and its key: the fixtures' client unless a test brings its own. */

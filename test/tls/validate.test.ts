@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
 import { assert, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Redacted, Result } from "effect"
-import { createCa, type Issued, issue } from "../../src/tls/DevPki.ts"
+import { createCa, type Issued, issue } from "../../src/dev/DevPki.ts"
 import {
   CertificateExpired,
   CertificateNotYetValid,

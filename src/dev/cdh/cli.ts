@@ -1,7 +1,7 @@
 /**
  * Developer tool: run the mock CDH REST API (what the sidecar sees at 127.0.0.1:8006 in a pod).
  *
- *   node src/cdh/mock/cli.ts --dir <folder> | --json <file> [--port 8006] [--unavailable-ms N]
+ *   node src/dev/cdh/cli.ts --dir <folder> | --json <file> [--port 8006] [--unavailable-ms N]
  *     [--fail-first N] [--delay-ms N] [--missing-delay-ms N] [--features resource|attestation|all]
  *     [--error-style released|main] [--legacy] [--concurrent] [--host 127.0.0.1]
  *
@@ -22,7 +22,7 @@ import {
 } from "./MockCdhServer.ts"
 
 const USAGE =
-  "usage: node src/cdh/mock/cli.ts --dir <folder> | --json <file> [--port 8006] [--unavailable-ms N] " +
+  "usage: node src/dev/cdh/cli.ts --dir <folder> | --json <file> [--port 8006] [--unavailable-ms N] " +
   "[--fail-first N] [--delay-ms N] [--missing-delay-ms N] [--features resource|attestation|all] " +
   "[--error-style released|main] [--legacy] [--concurrent] [--host 127.0.0.1]"
 

@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Result } from "effect"
-import { layer, MemoryCdh, MISSING_BODY, SOURCE } from "../../src/cdh/MemoryResourceClient.ts"
-import { CdhHttpError, CdhUnreachable, ResourceClient } from "../../src/cdh/ResourceClient.ts"
-import { parse } from "../../src/kbs/ResourceUri.ts"
+import { CdhHttpError, CdhUnreachable, ResourceClient } from "../../../src/cdh/ResourceClient.ts"
+import { layer, MemoryCdh, MISSING_BODY, SOURCE } from "../../../src/dev/cdh/MemoryResourceClient.ts"
+import { parse } from "../../../src/kbs/ResourceUri.ts"
 
 const ABC = Result.getOrThrow(parse("kbs:///a/b/c"))
 const BINARY = new Uint8Array([0x00, 0xff, 0x0a, 0x0d, 0x80, 0x7f])

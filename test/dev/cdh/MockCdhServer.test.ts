@@ -15,9 +15,9 @@ import {
   type MockCdhServer,
   scoped,
   startMockCdh,
-} from "../../../src/cdh/mock/MockCdhServer.ts"
+} from "../../../src/dev/cdh/MockCdhServer.ts"
 
-const CLI = fileURLToPath(new URL("../../../src/cdh/mock/cli.ts", import.meta.url))
+const CLI = fileURLToPath(new URL("../../../src/dev/cdh/cli.ts", import.meta.url))
 
 const BINARY = new Uint8Array([0x00, 0xff, 0x0a, 0x0d, 0x80, 0x7f, 0x00, 0x41])
 const RESOURCES = {

@@ -14,7 +14,7 @@ import {
   type Issued,
   issue,
   loadOrCreateDevPki,
-} from "../../src/tls/DevPki.ts"
+} from "../../src/dev/DevPki.ts"
 
 const SERVER_AUTH = "1.3.6.1.5.5.7.3.1"
 const CLIENT_AUTH = "1.3.6.1.5.5.7.3.2"

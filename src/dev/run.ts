@@ -10,11 +10,11 @@ import { spawnSync } from "node:child_process"
 import { existsSync } from "node:fs"
 import * as path from "node:path"
 import * as Console from "effect/Console"
+import type { Env } from "../config/SidecarConfig.ts"
+import { run } from "../entry.ts"
 import * as MemoryResourceClient from "./cdh/MemoryResourceClient.ts"
-import type { Env } from "./config/SidecarConfig.ts"
-import { startDemoApp } from "./dev/demoApp.ts"
-import { run } from "./entry.ts"
-import { loadOrCreateDevPki } from "./tls/DevPki.ts"
+import { loadOrCreateDevPki } from "./DevPki.ts"
+import { startDemoApp } from "./demoApp.ts"
 
 const dir = path.resolve(process.env.DEV_PKI_DIR ?? ".dev")
 const pki = await loadOrCreateDevPki(dir)

@@ -6,14 +6,14 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { ResourceUri } from "../kbs/ResourceUri.ts"
 import {
   CdhHttpError,
   type CdhInfo,
   CdhUnreachable,
   type FetchError,
   ResourceClient,
-} from "./ResourceClient.ts"
+} from "../../cdh/ResourceClient.ts"
+import type { ResourceUri } from "../../kbs/ResourceUri.ts"
 
 export const SOURCE = "memory://cdh"
 export const MISSING_BODY =
