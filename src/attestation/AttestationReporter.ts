@@ -14,51 +14,16 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
 import { type CdhInfo, type FetchError, ResourceClient } from "../cdh/ResourceClient.ts"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
+import type * as Api from "../server/api/SidecarApi.ts"
 
-export type AttestationStatus = "verified" | "failed" | "unavailable"
-
-export interface Transition {
-  readonly status: AttestationStatus
-  readonly at: string
-  readonly details: string
-}
-
-export interface GuestComponents {
-  readonly version: string
-  readonly features: string
-  /** The TEE the attestation agent reports; null when /info does not name one. */
-  readonly tee: string | null
-  /** Plain words about `tee`; `sample` means no TEE was detected. */
-  readonly teeNote: string
-}
-
-export interface AttestationState {
-  /** Upstream: verified | failed | unavailable. */
-  readonly status: AttestationStatus
-  /** Upstream meaning: when a 200 was last received for the check; "unavailable" when none was. */
-  readonly timestamp: string
-  /** Upstream field, in plain words. */
-  readonly details: string
-  readonly source: "kbs-resource"
-  readonly resource: string
-  /** What `verified` does and does not prove. */
-  readonly meaning: string
-  /** When the last check finished, whatever its outcome. */
-  readonly checkedAt: string | null
-  /** When `status` last changed. */
-  readonly changedAt: string | null
-  readonly nextCheckAt: string | null
-  readonly httpStatus: number | null
-  /** The last failure to reach or read the CDH, short; null after a successful check. */
-  readonly lastError: string | null
-  readonly consecutiveFailures: number
-  /** Status changes, newest first. */
-  readonly history: ReadonlyArray<Transition>
-  /** From the CDH's `GET /info`, where it answers. */
-  readonly guestComponents: GuestComponents | null
-}
+// The cached state is what the API serves: its types are the API's schemas.
+export type AttestationStatus = typeof Api.AttestationStatus.Type
+export type Transition = typeof Api.Transition.Type
+export type GuestComponents = typeof Api.GuestComponents.Type
+export type AttestationState = typeof Api.AttestationState.Type
 
 export const HISTORY_LENGTH = 20
 
@@ -165,6 +130,16 @@ export const nextDelay = (
     ? interval
     : Duration.min(interval, Duration.times(retryBase, 2 ** Math.min(state.consecutiveFailures - 1, 20)))
 
+/** When checks recur: every `interval` while the CDH answers, backing off from `retryBase` while it fails. */
+export const checkSchedule = (
+  interval: Duration.Duration,
+  retryBase: Duration.Duration,
+): Schedule.Schedule<number, AttestationState> =>
+  Schedule.spaced(interval).pipe(
+    Schedule.setInputType<AttestationState>(),
+    Schedule.modifyDelay(({ input }) => Effect.succeed(nextDelay(input, interval, retryBase))),
+  )
+
 export class AttestationReporter extends Context.Service<
   AttestationReporter,
   {
@@ -189,6 +164,7 @@ export class AttestationReporter extends Context.Service<
           )
           const at = yield* now
           const updated = next(yield* Ref.get(state), outcome, at)
+          // Announces the delay checkSchedule will wait: both come from nextDelay.
           const delay = nextDelay(updated, config.attestationInterval, config.cdh.retryBase)
           yield* Ref.set(state, {
             ...updated,
@@ -209,10 +185,12 @@ export class AttestationReporter extends Context.Service<
           const info = yield* client.info.pipe(Effect.orElseSucceed(() => undefined))
           if (info !== undefined)
             yield* Ref.update(state, (current) => ({ ...current, guestComponents: guestComponents(info) }))
-          return delay
+          return updated
         })
 
-        yield* Effect.forkScoped(Effect.forever(Effect.flatMap(check, (delay) => Effect.sleep(delay))))
+        yield* Effect.forkScoped(
+          Effect.repeat(check, checkSchedule(config.attestationInterval, config.cdh.retryBase)),
+        )
         return AttestationReporter.of({ current: Ref.get(state) })
       }),
     )

@@ -34,10 +34,10 @@
 import * as Context from "effect/Context"
 import * as Layer from "effect/Layer"
 import * as Result from "effect/Result"
+import type * as Api from "../server/api/SidecarApi.ts"
 
-export type EnvEntry =
-  | { readonly name: string; readonly value: string; readonly shown: true }
-  | { readonly name: string; readonly shown: false; readonly reason: "sensitive" | "not-allowlisted" }
+/** One variable as `/api/status` serves it. */
+export type EnvEntry = typeof Api.EnvironmentEntry.Type
 
 /** What the UI shows in place of a hidden value. Hidden entries never carry the value itself. */
 export const REDACTED_MARKER = "<redacted>"

@@ -8,18 +8,12 @@
 import { existsSync, readFileSync } from "node:fs"
 import * as Context from "effect/Context"
 import * as Layer from "effect/Layer"
+import type * as Api from "../server/api/SidecarApi.ts"
 
-export interface TeeHint {
-  readonly name: string
-  readonly present: boolean
-  readonly detail: string
-}
+export type TeeHint = typeof Api.TeeHint.Type
 
-export interface TeeHints {
-  readonly likely: "tdx" | "sev-snp" | "sev" | "none-detected"
-  readonly hints: ReadonlyArray<TeeHint>
-  readonly note: string
-}
+/** What `/api/status` serves under `tee`. */
+export type TeeHints = typeof Api.TeeHints.Type
 
 /** The read-only filesystem view `detectTeeHints` needs; both functions must not throw. */
 export interface TeeFs {

@@ -6,17 +6,21 @@ import type { SecureContextOptions } from "node:tls"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Result from "effect/Result"
+import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
-import type * as Stream from "effect/Stream"
+import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { fetchRetrying, ResourceClient, type ResourceUnavailable } from "../cdh/ResourceClient.ts"
 import { type Settings, SidecarConfig } from "../config/SidecarConfig.ts"
 import type { ResourceUri } from "../kbs/ResourceUri.ts"
+import type * as Api from "../server/api/SidecarApi.ts"
 import type { TlsMaterialError } from "./errors.ts"
 import * as Validate from "./validate.ts"
 
@@ -94,15 +98,8 @@ export const accept = (material: Material, config: Settings): Result.Result<Mate
 export const daysUntil = (date: Date, now: Date): number =>
   Math.floor((date.getTime() - now.getTime()) / DAY_MS)
 
-/** How the background refresh is doing, for status and metrics. */
-export interface RefreshState {
-  readonly lastAttemptAt: string | null
-  readonly lastSuccessAt: string | null
-  /** When different material was last swapped in. */
-  readonly lastChangeAt: string | null
-  readonly lastError: string | null
-  readonly rotations: number
-}
+/** How the background refresh is doing, for status and metrics: the API's schema. */
+export type RefreshState = typeof Api.TlsRefreshState.Type
 
 export type RefreshOutcome = "unchanged" | "rotated" | "failed"
 
@@ -218,19 +215,20 @@ export class TlsMaterial extends Context.Service<
           ),
         ),
       )
+      // `schedule`, not `repeat`: the first refresh waits an interval, the material was just loaded.
+      yield* Effect.forkScoped(Effect.schedule(serialized, Schedule.spaced(config.tlsRefreshInterval)))
+      // Node's default action for SIGHUP ends the process: the layer is built only once the listener is
+      // on. Starting the fiber immediately puts it on synchronously, so the build does not yield here.
+      const listening = yield* Deferred.make<void>()
       yield* Effect.forkScoped(
-        Effect.forever(Effect.andThen(Effect.sleep(config.tlsRefreshInterval), serialized)),
+        signals("SIGHUP", listening).pipe(
+          Stream.runForEach(() =>
+            Effect.logInfo("SIGHUP: refreshing TLS material").pipe(Effect.andThen(serialized)),
+          ),
+        ),
+        { startImmediately: true },
       )
-      const context = yield* Effect.context<never>()
-      const onSighup = () => {
-        Effect.runForkWith(context)(
-          Effect.logInfo("SIGHUP: refreshing TLS material").pipe(Effect.andThen(serialized)),
-        )
-      }
-      yield* Effect.acquireRelease(
-        Effect.sync(() => process.on("SIGHUP", onSighup)),
-        () => Effect.sync(() => process.off("SIGHUP", onSighup)),
-      )
+      yield* Deferred.await(listening)
       return TlsMaterial.of({
         current: SubscriptionRef.get(ref),
         changes: SubscriptionRef.changes(ref),
@@ -240,6 +238,22 @@ export class TlsMaterial extends Context.Service<
     }),
   )
 }
+
+/**
+ * Each `signal` the process receives while the stream runs. `listening` completes once the listener
+ * is on, or with the defect that kept it off: whoever awaits it never hangs.
+ */
+const signals = (signal: NodeJS.Signals, listening: Deferred.Deferred<void>): Stream.Stream<NodeJS.Signals> =>
+  Stream.callback<NodeJS.Signals>((queue) =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const onSignal = () => Queue.offerUnsafe(queue, signal)
+        process.on(signal, onSignal)
+        return onSignal
+      }),
+      (onSignal) => Effect.sync(() => process.off(signal, onSignal)),
+    ).pipe(Effect.asVoid, Deferred.into(listening)),
+  )
 
 /** Warned once each as the server certificate's remaining days drop below them. */
 export const EXPIRY_THRESHOLDS = [EXPIRY_WARNING_DAYS, 7, 1] as const

@@ -1,7 +1,8 @@
 /**
  * The sidecar's JSON API as an Effect HttpApi: every response has a Schema,
  * responses are encoded from it, and the OpenAPI document is derived from it.
- * The paths depend on SIDECAR_PATH_PREFIX, hence a function.
+ * The paths depend on SIDECAR_PATH_PREFIX, hence a function. The services' cached states are
+ * typed from these schemas (`typeof X.Type`), so the API and the state cannot drift apart.
  */
 
 import * as HttpApi from "effect/http-api/HttpApi"
@@ -30,7 +31,8 @@ export const GuestComponents = Schema.Struct({
   teeNote: Schema.String,
 })
 
-export const AttestationResponse = Schema.Struct({
+/** What AttestationReporter caches: `/api/attestation` without the certificate facts. */
+export const AttestationState = Schema.Struct({
   status: AttestationStatus.annotate({ description: "upstream field" }),
   timestamp: Schema.String.annotate({
     description: 'upstream field: when a 200 was last received for the check, or "unavailable"',
@@ -39,14 +41,24 @@ export const AttestationResponse = Schema.Struct({
   source: Schema.Literal("kbs-resource"),
   resource: Schema.String,
   meaning: Schema.String.annotate({ description: "what verified does and does not prove" }),
-  checkedAt: NullableTimestamp,
-  changedAt: NullableTimestamp,
+  checkedAt: NullableTimestamp.annotate({
+    description: "when the last check finished, whatever its outcome",
+  }),
+  changedAt: NullableTimestamp.annotate({ description: "when status last changed" }),
   nextCheckAt: NullableTimestamp,
   httpStatus: Schema.NullOr(Schema.Int),
-  lastError: Schema.NullOr(Schema.String),
+  lastError: Schema.NullOr(Schema.String).annotate({
+    description: "the last failure to reach or read the CDH, short; null after a successful check",
+  }),
   consecutiveFailures: Schema.Int,
   history: Schema.Array(Transition).annotate({ description: "status changes, newest first" }),
-  guestComponents: Schema.NullOr(GuestComponents),
+  guestComponents: Schema.NullOr(GuestComponents).annotate({
+    description: "from the CDH's GET /info, where it answers",
+  }),
+})
+
+export const AttestationResponse = Schema.Struct({
+  ...AttestationState.fields,
   certificatesFromKBS: Schema.Boolean.annotate({
     description: "the sidecar serves TLS only because the CDH released its key to this pod",
   }),
@@ -65,14 +77,32 @@ export const Certificate = Schema.Struct({
   secondsUntilExpiry: Schema.Int,
 })
 
-export const EnvironmentEntry = Schema.Struct({
-  name: Schema.String,
-  shown: Schema.Boolean,
-  value: Schema.optionalKey(Schema.String),
-  reason: Schema.optionalKey(Schema.Literals(["sensitive", "not-allowlisted"])),
-})
+/** A hidden entry carries no value at all: no prefix, no length, no hash. */
+export const EnvironmentEntry = Schema.Union([
+  Schema.Struct({ name: Schema.String, value: Schema.String, shown: Schema.Literal(true) }),
+  Schema.Struct({
+    name: Schema.String,
+    shown: Schema.Literal(false),
+    reason: Schema.Literals(["sensitive", "not-allowlisted"]),
+  }),
+])
 
 export const TeeHint = Schema.Struct({ name: Schema.String, present: Schema.Boolean, detail: Schema.String })
+
+export const TeeHints = Schema.Struct({
+  likely: Schema.Literals(["tdx", "sev-snp", "sev", "none-detected"]),
+  hints: Schema.Array(TeeHint),
+  note: Schema.String,
+})
+
+/** How TlsMaterial's background refresh is doing. */
+export const TlsRefreshState = Schema.Struct({
+  lastAttemptAt: NullableTimestamp,
+  lastSuccessAt: NullableTimestamp,
+  lastChangeAt: NullableTimestamp.annotate({ description: "when different material was last swapped in" }),
+  lastError: Schema.NullOr(Schema.String),
+  rotations: Schema.Int,
+})
 
 export const StatusResponse = Schema.Struct({
   podName: Schema.String.annotate({ description: "upstream field" }),
@@ -95,19 +125,10 @@ export const StatusResponse = Schema.Struct({
   serverCertificate: Certificate,
   clientCas: Schema.Array(Certificate),
   certificatesFetchedAt: Timestamp,
-  tlsRefresh: Schema.Struct({
-    intervalSeconds: Schema.Number,
-    lastAttemptAt: NullableTimestamp,
-    lastSuccessAt: NullableTimestamp,
-    lastChangeAt: NullableTimestamp,
-    lastError: Schema.NullOr(Schema.String),
-    rotations: Schema.Int,
-  }).annotate({ description: "the background refresh of cert, key and client CA from the CDH" }),
-  tee: Schema.Struct({
-    likely: Schema.Literals(["tdx", "sev-snp", "sev", "none-detected"]),
-    hints: Schema.Array(TeeHint),
-    note: Schema.String,
+  tlsRefresh: Schema.Struct({ intervalSeconds: Schema.Number, ...TlsRefreshState.fields }).annotate({
+    description: "the background refresh of cert, key and client CA from the CDH",
   }),
+  tee: TeeHints,
   environment: Schema.Array(EnvironmentEntry).annotate({
     description: "the sidecar container's environment: every name, values only where safe",
   }),
