@@ -5,8 +5,8 @@ import type { BuildOptions, Plugin } from "esbuild"
 /**
  * Modules that dependencies load for features the sidecar never uses, replaced in the bundle by
  * a stand-in: an object that throws, naming itself, when any property is read (ES-module importers
- * see it as a module without exports). Each costs memory at every start (node:http2,
- * ws, follow-redirects with assert, debug with tty), and the two dynamic imports of NodeHttpClient
+ * see it as a module without exports). Each costs memory at every start (ws, undici), and the
+ * two dynamic imports of NodeHttpClient
  * made esbuild wrap ~150 Effect modules in lazy initialisers, which keeps code tree-shaking
  * would otherwise drop (node:child_process, node:readline). See docs/PERFORMANCE.md.
  */
@@ -30,28 +30,12 @@ export const unusedModules: ReadonlyArray<{
   {
     importer: /node_modules\/@effect\/platform-node\/dist\/NodeHttpServer\.js$/,
     path: "./NodeServices.js",
-    why: "HttpsServer.layerServices provides the platform services; no child processes or terminal",
+    why: "SidecarApp provides the platform services itself; no child processes or terminal",
   },
   {
     importer: /node_modules\/@effect\/platform-node\/dist\/NodeHttpServer\.js$/,
     path: "./NodeWS.js",
     why: "WebSockets are forwarded at the Node level; Effect's own WebSocket server is never made",
-  },
-  {
-    importer: /node_modules\/http-proxy-3\/dist\/lib\/http-proxy\/(index|passes\/ws-incoming)\.js$/,
-    path: "debug",
-    why: "http-proxy-3's DEBUG tracing; the sidecar logs requests itself",
-    standIn: "module.exports = () => () => {}",
-  },
-  {
-    importer: /node_modules\/http-proxy-3\/dist\/lib\/http-proxy\/index\.js$/,
-    path: "node:http2",
-    why: "the forwarder is attached to the sidecar's own server; http-proxy-3 never creates one",
-  },
-  {
-    importer: /node_modules\/http-proxy-3\/dist\/lib\/http-proxy\/passes\/web-incoming\.js$/,
-    path: "follow-redirects",
-    why: "the forwarder passes redirects to the client (followRedirects is never set)",
   },
 ]
 

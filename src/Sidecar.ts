@@ -3,14 +3,8 @@
  * in production, in memory for the local run and tests), builds the whole
  * sidecar: nothing listens until the TLS material is fetched and valid.
  */
-import * as Cause from "effect/Cause"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as HttpRouter from "effect/http/HttpRouter"
-import * as HttpServer from "effect/http/HttpServer"
-import type { ServeError } from "effect/http/HttpServerError"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import { AttestationReporter } from "./attestation/AttestationReporter.ts"
 import type { ResourceClient, ResourceUnavailable } from "./cdh/ResourceClient.ts"
 import {
@@ -19,6 +13,8 @@ import {
   type SidecarConfig,
   summary,
 } from "./config/SidecarConfig.ts"
+import type { ListenError } from "./gateway/errors.ts"
+import { Gateway } from "./gateway/Gateway.ts"
 import { instrument } from "./metrics/instrumentedClient.ts"
 import { Metrics } from "./metrics/Metrics.ts"
 import { Forwarder } from "./proxy/Forwarder.ts"
@@ -26,9 +22,8 @@ import { Environment } from "./runtime/Environment.ts"
 import { RuntimeInfo } from "./runtime/RuntimeInfo.ts"
 import { TeeInfo } from "./runtime/TeeHints.ts"
 import * as HealthServer from "./server/HealthServer.ts"
-import * as HttpsServer from "./server/HttpsServer.ts"
 import { ReadinessState } from "./server/Readiness.ts"
-import * as Routes from "./server/routes.ts"
+import { SidecarApp } from "./server/SidecarApp.ts"
 import type { TlsMaterialError } from "./tls/errors.ts"
 import { TlsMaterial } from "./tls/TlsMaterial.ts"
 
@@ -36,7 +31,7 @@ export type StartupError =
   | InvalidConfig
   | ResourceUnavailable
   | TlsMaterialError
-  | ServeError
+  | ListenError
   | HealthServer.HealthListenError
 
 const logStart = Layer.effectDiscard(
@@ -50,18 +45,9 @@ const logStart = Layer.effectDiscard(
 const logListening = (onListening: (url: string) => Effect.Effect<void>) =>
   Layer.effectDiscard(
     Effect.gen(function* () {
-      const server = yield* HttpServer.HttpServer
-      // formatAddress says http://; the listener is TLS-only.
-      const url = HttpServer.formatAddress(server.address).replace(/^http:/, "https:")
+      const { url } = yield* Gateway
       yield* Effect.logInfo("listening").pipe(
         Effect.annotateLogs({ address: url, startupMs: Math.round(performance.now()) }),
-      )
-      // Built after the server, so this runs before the server drains on shutdown.
-      const config = yield* Config
-      yield* Effect.addFinalizer(() =>
-        Effect.logInfo("shutting down: draining in-flight requests").pipe(
-          Effect.annotateLogs({ gracePeriod: Duration.format(config.shutdownGrace) }),
-        ),
       )
       yield* onListening(url)
     }),
@@ -90,18 +76,8 @@ export const layer = <E>(
     Layer.provideMerge(Layer.mergeAll(RuntimeInfo.layer, environment, TeeInfo.layer)),
     Layer.provide(logStart),
   )
-  // The Forwarder exists only when FORWARD_PORT is set; the server looks it up as optional.
-  const forwarder = Layer.unwrap(
-    Effect.map(Config, (config) => (Option.isSome(config.forwardPort) ? Forwarder.layer : Layer.empty)),
-  )
-  const services = Metrics.layerCollectors.pipe(
-    Layer.provideMerge(Layer.mergeAll(HttpsServer.HttpsListener.layer, forwarder)),
-    Layer.provideMerge(core),
-  )
-  const server = HttpRouter.serve(Routes.layer, { disableListenLog: true }).pipe(
-    Layer.provideMerge(HttpsServer.layer),
-    Layer.provide(HttpsServer.layerServices),
-  )
+  // The control plane: every service the sidecar's own app and the gateway read.
+  const control = SidecarApp.layer.pipe(Layer.provideMerge(Forwarder.layer), Layer.provideMerge(core))
   // Up before anything slow, so that kubelet sees "alive, not ready" while the CDH is awaited.
   const health = Layer.unwrap(
     Effect.gen(function* () {
@@ -113,10 +89,12 @@ export const layer = <E>(
     }),
   )
   return logListening(options.onListening ?? (() => Effect.void)).pipe(
-    Layer.provide(server),
-    Layer.provide(services),
+    Layer.provide(Gateway.layer),
+    Layer.provide(control),
     Layer.provide(health),
     Layer.provide(Layer.mergeAll(Metrics.layer, ReadinessState.layer)),
+    // One registry per sidecar: tests run several in one process.
+    Layer.provide(Metrics.layerRegistry),
   )
 }
 
@@ -125,8 +103,6 @@ export const describeStartupError = (error: StartupError): ReadonlyArray<string>
   switch (error._tag) {
     case "InvalidConfig":
       return error.message.split("\n")
-    case "ServeError":
-      return [`cannot listen: ${Cause.pretty(Cause.fail(error.cause)).split("\n")[0] ?? "unknown error"}`]
     default:
       return [error.message]
   }

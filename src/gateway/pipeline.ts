@@ -15,7 +15,8 @@ export const MAX_WAITING = 32
 type Exchange = (request: IncomingMessage, response: ServerResponse, expectsContinue: boolean) => void
 
 interface Line {
-  active: boolean
+  /** The response of the exchange in progress. */
+  current: ServerResponse | undefined
   readonly waiting: Array<readonly [IncomingMessage, ServerResponse, boolean]>
   readonly exchange: Exchange
 }
@@ -24,27 +25,31 @@ interface Line {
 const LINE: unique symbol = Symbol("coco-secure-access/pipeline")
 type WithLine = { [LINE]?: Line }
 
-/** Shared by every exchange (no closure per request): the next waiting one starts, if any. */
-function onClose(this: ServerResponse) {
-  const line = (this.req.socket as WithLine)[LINE]
-  if (line === undefined) return
-  line.active = false
+/**
+ * To be called when a response closes (by the exchange's one close listener): if it was the one in
+ * progress on its connection, the next waiting one starts, if any.
+ */
+export const finished = (response: ServerResponse): void => {
+  const line = (response.req.socket as WithLine | null)?.[LINE]
+  if (line === undefined || line.current !== response) return
+  line.current = undefined
   for (let next = line.waiting.shift(); next !== undefined; next = line.waiting.shift()) {
-    const [request, response, expectsContinue] = next
+    const [request, waiting, expectsContinue] = next
     // The client went away while this one waited: on to the next (which finds the same).
-    if (response.destroyed) continue
-    return start(line, request, response, expectsContinue)
+    if (waiting.destroyed) continue
+    start(line, request, waiting, expectsContinue)
+    return
   }
 }
 
 const start = (line: Line, request: IncomingMessage, response: ServerResponse, expectsContinue: boolean) => {
-  line.active = true
-  response.once("close", onClose)
+  line.current = response
   line.exchange(request, response, expectsContinue)
 }
 
 /**
- * Runs `exchange` now if the connection has no exchange in progress, else after the ones before it.
+ * Runs `exchange` now if the connection has no exchange in progress, else after the ones before it
+ * (see `finished`).
  * Returns false, having closed the connection, when too many are already waiting.
  */
 export const serialize = (
@@ -56,10 +61,10 @@ export const serialize = (
   const socket = request.socket as typeof request.socket & WithLine
   let line = socket[LINE]
   if (line === undefined) {
-    line = { active: false, waiting: [], exchange }
+    line = { current: undefined, waiting: [], exchange }
     socket[LINE] = line
   }
-  if (!line.active) {
+  if (line.current === undefined) {
     start(line, request, response, expectsContinue)
     return true
   }

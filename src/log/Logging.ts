@@ -14,6 +14,10 @@ import * as Logger from "effect/Logger"
 import type * as LogLevel from "effect/LogLevel"
 import * as References from "effect/References"
 import type { LogLevelName } from "../config/parse.ts"
+import { lineFields, logfmt, safeJson } from "./format.ts"
+import * as LineLog from "./LineLog.ts"
+
+export { safeJson }
 
 const LEVELS: Record<LogLevelName, LogLevel.LogLevel> = {
   trace: "Trace",
@@ -30,17 +34,6 @@ const text = (message: unknown): string =>
       ? message
       : String(message)
 
-/** What JSON.stringify leaves raw but a terminal may act on (it escapes C0 and lone surrogates). */
-const UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
-const unicodeEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
-
-/** JSON text with the characters above escaped as `\uXXXX` (still valid JSON, same value). */
-export const safeJson = (value: unknown): string => {
-  const json = JSON.stringify(value) ?? "null"
-  UNSAFE.lastIndex = 0
-  return UNSAFE.test(json) ? json.replace(UNSAFE, unicodeEscape) : json
-}
-
 const fields = (
   date: Date,
   logLevel: LogLevel.LogLevel,
@@ -48,12 +41,7 @@ const fields = (
   cause: Cause.Cause<unknown>,
   annotations: Readonly<Record<string, unknown>>,
 ): Record<string, unknown> => {
-  const line: Record<string, unknown> = {
-    time: date.toISOString(),
-    level: logLevel.toLowerCase(),
-    msg: text(message),
-  }
-  for (const [key, value] of Object.entries(annotations)) if (!(key in line)) line[key] = value
+  const line = lineFields(date, logLevel.toLowerCase() as LogLevelName, text(message), annotations)
   if (cause.reasons.length > 0) line.cause = Cause.pretty(cause)
   return line
 }
@@ -62,25 +50,17 @@ export const formatJson = Logger.make<unknown, string>(({ message, logLevel, dat
   safeJson(fields(date, logLevel, message, cause, fiber.getRef(References.CurrentLogAnnotations))),
 )
 
-/** A logfmt value: bare when it is plain printable ASCII, else a quoted, escaped JSON string. */
-const logfmtValue = (value: unknown): string => {
-  if (typeof value === "number" || typeof value === "boolean") return String(value)
-  const raw = typeof value === "string" ? value : (JSON.stringify(value) ?? String(value))
-  return /^[!#-<>-[\]-~]+$/.test(raw) ? raw : safeJson(raw)
-}
-
-/** Keys are the sidecar's own, but a key with a space or `=` would still break the line. */
-const logfmtKey = (key: string): string => key.replace(/[^!#-<>-~]/g, "_")
-
 export const formatLogfmt = Logger.make<unknown, string>(({ message, logLevel, date, fiber, cause }) =>
-  Object.entries(fields(date, logLevel, message, cause, fiber.getRef(References.CurrentLogAnnotations)))
-    .map(([key, value]) => `${logfmtKey(key)}=${logfmtValue(value)}`)
-    .join(" "),
+  logfmt(fields(date, logLevel, message, cause, fiber.getRef(References.CurrentLogAnnotations))),
 )
 
-/** Logs go to stdout, as Kubernetes and the upstream sidecar expect. */
+/**
+ * Logs go to stdout, as Kubernetes and the upstream sidecar expect: the control plane's through
+ * Effect's logger, the data plane's through a buffered line log in the same format (LineLog.ts).
+ */
 export const layer = (format: "json" | "logfmt", level: LogLevelName) =>
   Layer.mergeAll(
     Logger.layer([Logger.withConsoleLog(format === "json" ? formatJson : formatLogfmt)]),
     Layer.succeed(References.MinimumLogLevel, LEVELS[level]),
+    LineLog.layerStdout(format, level),
   )

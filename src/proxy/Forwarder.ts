@@ -1,17 +1,21 @@
 /**
- * Forwarder: the reverse proxy to the application on 127.0.0.1:FORWARD_PORT,
- * over http-proxy-3, for HTTP (streamed both ways, with backpressure) and
- * WebSocket upgrades.
+ * Forwarder: the reverse proxy to the application on 127.0.0.1:FORWARD_PORT, for HTTP (streamed
+ * both ways, with backpressure) and WebSocket upgrades.
  *
- * Raw path and query go through byte for byte; Host is kept; forwarding and
- * client-identity headers are the sidecar's (see headers.ts). A refused or
- * failed connection to the app answers 502, a response that does not start
- * within the response timeout 504; once the response has started, a failure
- * ends the client's connection.
+ * Its layer builds the proxy once; what runs per request is plain Node: one `http.request` over a
+ * keep-alive agent, its events handled by functions shared by every exchange (the exchange is
+ * found on the request object, not captured in closures), no fiber. Node's own HTTP client and
+ * server parse and frame everything; nothing here parses HTTP. This replaced http-proxy-3, whose
+ * per-request passes cost more CPU than the rest of the sidecar's path (docs/PERFORMANCE.md).
+ *
+ * Raw path and query go through byte for byte; Host is kept; forwarding and client-identity
+ * headers are the sidecar's (see headers.ts). A refused or failed connection to the app answers
+ * 502, a response that does not start within the response timeout 504; once the response has
+ * started, a failure ends the client's connection.
  */
 import { randomBytes } from "node:crypto"
 import type * as Http from "node:http"
-import type { IncomingMessage, ServerResponse } from "node:http"
+import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http"
 import { createRequire } from "node:module"
 import type { Socket } from "node:net"
 import * as net from "node:net"
@@ -23,10 +27,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
-import { createProxyServer } from "http-proxy-3"
+import * as Schedule from "effect/Schedule"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
+import type { Exchange } from "../gateway/exchange.ts"
 import type { Peer } from "../gateway/Peer.ts"
-import { Metrics } from "../metrics/Metrics.ts"
+import { LineLog } from "../log/LineLog.ts"
 import { errorBody, SECURITY_HEADERS } from "../server/responses.ts"
 import { pathOf } from "../server/SidecarPaths.ts"
 import { connectWithSmallReads, countRead } from "./buffering.ts"
@@ -35,45 +40,59 @@ import { clientResponseHeaders, forwardedHeaders } from "./headers.ts"
 // As CommonJS: importing node:http as an ES module loads undici for nothing.
 const http: typeof Http = createRequire(import.meta.url)("node:http")
 
-export class Forwarder extends Context.Service<
-  Forwarder,
-  {
-    /** The application port. */
-    readonly port: number
-    /** Whether the app accepted a TCP connection at the last background probe. */
-    readonly reachability: Effect.Effect<Reachability>
-    /** Forwards a request of the connection `peer` describes; never throws past itself. */
-    readonly web: (request: IncomingMessage, response: ServerResponse, peer: Peer) => void
-    /** Tunnels a WebSocket handshake (and only a WebSocket: see HttpsServer's upgrade callback). */
-    readonly ws: (request: IncomingMessage, socket: Duplex, head: Buffer, peer: Peer) => void
-    /** Shutdown: close every proxied WebSocket with 1001 (going away), both ways. */
-    readonly goAway: Effect.Effect<void>
-    /** Proxied WebSockets currently open. */
-    readonly openWebSockets: Effect.Effect<number>
-  }
->()("coco-secure-access/Forwarder") {
-  /** Present only when FORWARD_PORT is set. */
-  static readonly layer: Layer.Layer<Forwarder, never, SidecarConfig | Metrics> = Layer.effect(
-    Forwarder,
-    Effect.gen(function* () {
-      const config = yield* SidecarConfig
-      const port = Option.getOrThrowWith(
-        config.forwardPort,
-        () => new Error("Forwarder.layer needs FORWARD_PORT"),
-      )
-      return yield* make(port, config.forward.connectTimeout, config.forward.responseTimeout, {
-        accessLog: config.logLevel === "trace" || config.logLevel === "debug" || config.logLevel === "info",
-        probeInterval: config.dashboardRefresh,
-      })
-    }),
-  )
-}
-
 export interface Reachability {
   /** null before the first probe. */
   readonly answering: boolean | null
   readonly checkedAt: string | null
   readonly error: string | null
+}
+
+export interface AppProxy {
+  /** The application port; undefined when nothing is forwarded (FORWARD_PORT unset). */
+  readonly port: number | undefined
+  /** Whether the app accepted a TCP connection at the last background probe. */
+  readonly reachability: Effect.Effect<Reachability>
+  /** Forwards the request of `exchange`; never throws past itself for what the app does. */
+  readonly web: (request: IncomingMessage, response: ServerResponse, exchange: Exchange) => void
+  /** Tunnels a WebSocket handshake (and only a WebSocket: see the gateway's upgrade callback). */
+  readonly ws: (request: IncomingMessage, socket: Duplex, head: Buffer, peer: Peer) => void
+  /** Shutdown: close every proxied WebSocket with 1001 (going away), both ways. */
+  readonly goAway: () => void
+  /** Proxied WebSockets currently open. */
+  readonly openWebSockets: () => number
+}
+
+const NOT_FORWARDING: Reachability = { answering: null, checkedAt: null, error: null }
+
+/** Forwarding is off: no proxy, no probe; the gateway serves every path itself. */
+export const off: AppProxy = {
+  port: undefined,
+  reachability: Effect.succeed(NOT_FORWARDING),
+  web: () => {
+    throw new Error("nothing is forwarded")
+  },
+  ws: (_request, socket) => void socket.destroy(),
+  goAway: () => {},
+  openWebSockets: () => 0,
+}
+
+export class Forwarder extends Context.Service<Forwarder, AppProxy>()("coco-secure-access/Forwarder") {
+  /** The proxy to FORWARD_PORT, or `off` when it is unset: chosen here, once. */
+  static readonly layer: Layer.Layer<Forwarder, never, SidecarConfig> = Layer.effect(
+    Forwarder,
+    Effect.gen(function* () {
+      const config = yield* SidecarConfig
+      if (Option.isNone(config.forwardPort)) return off
+      return yield* make(
+        config.forwardPort.value,
+        config.forward.connectTimeout,
+        config.forward.responseTimeout,
+        {
+          probeInterval: config.dashboardRefresh,
+        },
+      )
+    }),
+  )
 }
 
 /** One TCP connect to the app: cheap on loopback, and it never touches the app's HTTP handling. */
@@ -105,6 +124,10 @@ export const closeFrame = (code: number, reason: string, masked: boolean): Buffe
   return Buffer.concat([header, mask, body])
 }
 
+class ConnectTimeout extends Error {
+  readonly code = "ETIMEDOUT"
+}
+
 class ResponseTimeout extends Error {
   readonly code = "ERESPONSE_TIMEOUT"
 }
@@ -114,53 +137,90 @@ class BadAppResponse extends Error {
   readonly code = "EBAD_APP_RESPONSE"
 }
 
+/** What an upstream request carries back to its exchange: Node's objects, no closure. */
+interface Flight {
+  readonly request: IncomingMessage
+  readonly response: ServerResponse
+  readonly exchange: Exchange
+  timer: ReturnType<typeof setTimeout> | undefined
+}
+
+/** A WebSocket handshake on its way to the app. */
+interface Handshake {
+  readonly request: IncomingMessage
+  readonly socket: Duplex
+  readonly head: Buffer
+  readonly peer: Peer
+  readonly started: number
+  timer: ReturnType<typeof setTimeout> | undefined
+}
+
+const FLIGHT: unique symbol = Symbol("coco-secure-access/flight")
+const HANDSHAKE: unique symbol = Symbol("coco-secure-access/handshake")
+type Upstream = ClientRequest & { [FLIGHT]?: Flight; [HANDSHAKE]?: Handshake }
+type Answer = IncomingMessage & { [FLIGHT]?: Flight }
+
+/** An HTTP/1.1 head written by hand only from values Node's parser has already checked. */
+const head = (
+  status: number,
+  message: string,
+  rawHeaders: ReadonlyArray<string>,
+  skip?: ReadonlySet<string>,
+) => {
+  let text = `HTTP/1.1 ${status} ${message}\r\n`
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string
+    if (skip?.has(name.toLowerCase())) continue
+    text += `${name}: ${rawHeaders[i + 1]}\r\n`
+  }
+  return text
+}
+
+/** The framing of a refused upgrade's answer is the app's connection's, not the client's. */
+const REFUSAL_SKIP: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "content-length",
+])
+
 export const make = Effect.fnUntraced(function* (
   port: number,
   connectTimeout: Duration.Duration,
   responseTimeout: Duration.Duration,
-  options: { readonly accessLog: boolean; readonly probeInterval: Duration.Duration } = {
-    accessLog: true,
-    probeInterval: Duration.seconds(5),
-  },
+  options: { readonly probeInterval: Duration.Duration } = { probeInterval: Duration.seconds(5) },
 ) {
-  const context = yield* Effect.context<never>()
-  const runFork = Effect.runForkWith(context)
-  const metrics = yield* Effect.serviceOption(Metrics)
-  const countBytes = (bytesIn: number, bytesOut: number) => {
-    if (Option.isNone(metrics)) return
-    metrics.value.bytes.inc({ direction: "in" }, bytesIn)
-    metrics.value.bytes.inc({ direction: "out" }, bytesOut)
-  }
-  const log = (message: string, fields: Record<string, unknown>, level: "info" | "warn" = "info") => {
-    // Decided once: a line below the log level would still cost a fiber per request.
-    if (level === "info" && !options.accessLog) return
-    runFork(
-      (level === "info" ? Effect.logInfo(message) : Effect.logWarning(message)).pipe(
-        Effect.annotateLogs(fields),
-      ),
-    )
-  }
+  const log = yield* LineLog
+  const connectTimeoutMs = Duration.toMillis(connectTimeout)
+  const responseTimeoutMs = Duration.toMillis(responseTimeout)
 
+  /** Small reads that stop as soon as the client's side pushes back (buffering.ts); a deadline to connect. */
+  function onConnectTimeout(this: Socket) {
+    this.destroy(new ConnectTimeout(`no connection within ${Duration.format(connectTimeout)}`))
+  }
+  function onConnected(this: Socket) {
+    this.setTimeout(0)
+    this.off("timeout", onConnectTimeout)
+  }
+  const connect = (options: net.NetConnectOpts): Socket => {
+    const socket = connectWithSmallReads(options)
+    socket.setTimeout(connectTimeoutMs)
+    socket.on("timeout", onConnectTimeout)
+    socket.once("connect", onConnected)
+    return socket
+  }
   // Keep-alive to the app: no TCP handshake per request on loopback.
   const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 })
-  // Small reads that stop as soon as the client's side pushes back (buffering.ts).
-  agent.createConnection = (options) => connectWithSmallReads(options as net.NetConnectOpts)
-  yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
-
-  const proxy = createProxyServer({
-    target: `http://127.0.0.1:${port}`,
-    // Use the request-target as received: without it, the path is re-parsed as a URL and normalized.
-    toProxy: true,
-    changeOrigin: false,
-    xfwd: false,
-    ws: true,
-    agent,
-    connectTimeout: Duration.toMillis(connectTimeout),
-    // The response is written here (proxyRes below), where a throw can be caught: http-proxy-3's own
-    // copying runs in Node's parser callback, where a throw would end the process.
-    selfHandleResponse: true,
-  })
-  const responseTimeoutMs = Duration.toMillis(responseTimeout)
+  agent.createConnection = (options) => connect(options as net.NetConnectOpts)
+  // WebSockets hold their connection for good: not from the pool.
+  const tunnelAgent = new http.Agent({ keepAlive: false })
+  tunnelAgent.createConnection = (options) => connect(options as net.NetConnectOpts)
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      agent.destroy()
+      tunnelAgent.destroy()
+    }),
+  )
 
   const unreachable = (error: NodeJS.ErrnoException) =>
     error.code === "ERESPONSE_TIMEOUT"
@@ -177,20 +237,20 @@ export const make = Effect.fnUntraced(function* (
           ] as const)
         : ([502, "Bad Gateway", `The application is not reachable on port ${port}.`] as const)
 
+  const warnUnreachable = (error: NodeJS.ErrnoException, request: IncomingMessage) =>
+    log.write("warn", "application unreachable", {
+      port,
+      path: pathOf(request.url ?? ""),
+      cause: error.code ?? error.message,
+      ...(error instanceof BadAppResponse ? { detail: error.message } : {}),
+    })
+
   /** Answers the client for a failed exchange: 502/504 if nothing was sent yet, else its connection ends. */
-  const fail = (error: NodeJS.ErrnoException, request: IncomingMessage, response: ServerResponse) => {
-    const [status, title, detail] = unreachable(error)
-    log(
-      "application unreachable",
-      {
-        port,
-        path: pathOf(request.url ?? ""),
-        cause: error.code ?? error.message,
-        ...(error instanceof BadAppResponse ? { detail: error.message } : {}),
-      },
-      "warn",
-    )
+  const fail = (error: NodeJS.ErrnoException, flight: Flight) => {
+    const { request, response } = flight
+    warnUnreachable(error, request)
     if (response.headersSent || response.destroyed || response.writableEnded) return void response.destroy()
+    const [status, title, detail] = unreachable(error)
     const { contentType, body } = errorBody(request.headers.accept, status, title, detail)
     response.writeHead(status, {
       ...SECURITY_HEADERS,
@@ -200,97 +260,217 @@ export const make = Effect.fnUntraced(function* (
     response.end(body)
   }
 
-  proxy.on("proxyReq", (proxyRequest, request, response) => {
-    const timer = setTimeout(
-      () =>
-        proxyRequest.destroy(new ResponseTimeout(`no response within ${Duration.format(responseTimeout)}`)),
-      responseTimeoutMs,
-    )
-    const clear = () => clearTimeout(timer)
-    proxyRequest.once("response", clear)
-    // Also when the client goes first: http-proxy-3 then destroys this request. Closed without an
-    // answer and without an error, the client must not hang: so it is with a 101 to a request that
-    // asked for no upgrade (Node's client destroys the socket the app switched).
-    proxyRequest.once("close", () => {
-      clear()
-      if (!response.headersSent && !response.destroyed && !response.writableEnded) {
-        fail(
-          new BadAppResponse("the application closed or switched protocols without an answer"),
-          request,
-          response,
-        )
-      }
-    })
-  })
+  // The functions below are shared by every exchange: `this` is Node's object, the flight is on it.
 
-  /** Body bytes per proxied exchange, for the access log. */
-  const transfers = new WeakMap<ServerResponse, { bytesIn: number; bytesOut: number }>()
-
-  const relay = (answer: IncomingMessage, response: ServerResponse) => {
-    const status = answer.statusCode ?? 0
-    // Node's client takes any three digits, and hands a 101 without Upgrade over as an answer; a
-    // final answer is 200-999 (1xx are interim: Node's client consumes 100 and 102-199 itself).
-    if (status < 200 || status > 999) throw new BadAppResponse(`status ${status}`)
-    // A drain has already asked for `connection: close`.
-    clientResponseHeaders(
-      answer.headers,
-      response.getHeader("connection") === "close" || !response.shouldKeepAlive,
-    )
-    response.writeHead(status, answer.statusMessage, answer.headers)
-    const counted = transfers.get(response)
-    if (counted) {
-      answer.on("data", (chunk: Buffer) => {
-        counted.bytesOut += chunk.length
-      })
-    }
-    // The app reset mid-response: end the client's connection too, so it sees a truncated reply.
-    answer.once("close", () => {
-      if (!answer.complete) response.destroy()
-    })
-    answer.pipe(response)
+  function onResponseTimeout(upstream: Upstream) {
+    upstream.destroy(new ResponseTimeout(`no response within ${Duration.format(responseTimeout)}`))
   }
 
-  proxy.on("proxyRes", (answer, request, response) => {
+  function countIn(this: IncomingMessage & { [FLIGHT]?: Flight }, chunk: Buffer) {
+    const flight = this[FLIGHT]
+    if (flight !== undefined) flight.exchange.bytesIn += chunk.length
+    countRead(chunk.length)
+  }
+
+  function countOut(this: Answer, chunk: Buffer) {
+    const flight = this[FLIGHT]
+    if (flight !== undefined) flight.exchange.bytesOut += chunk.length
+  }
+
+  /** The app reset mid-response: end the client's connection too, so it sees a truncated reply. */
+  function onAnswerClose(this: Answer) {
+    if (!this.complete) this[FLIGHT]?.response.destroy()
+  }
+
+  function onAnswer(this: Upstream, answer: Answer) {
+    const flight = this[FLIGHT]
+    if (flight === undefined) return void answer.destroy()
+    clearTimeout(flight.timer)
+    const { response, exchange } = flight
     try {
-      relay(answer, response)
+      const status = answer.statusCode ?? 0
+      // Node's client takes any three digits, and hands a 101 without Upgrade over as an answer; a
+      // final answer is 200-999 (1xx are interim: Node's client consumes 100 and 102-199 itself).
+      if (status < 200 || status > 999) throw new BadAppResponse(`status ${status}`)
+      // A drain has already asked for `connection: close`.
+      clientResponseHeaders(
+        answer.headers,
+        response.getHeader("connection") === "close" || !response.shouldKeepAlive,
+      )
+      response.writeHead(status, answer.statusMessage, answer.headers)
+      exchange.answer = answer
+      answer[FLIGHT] = flight
+      answer.on("data", countOut)
+      answer.on("close", onAnswerClose)
+      answer.pipe(response)
     } catch (error) {
       answer.destroy()
-      fail(
-        error instanceof BadAppResponse ? error : new BadAppResponse(String(error)),
-        request,
-        response as ServerResponse,
-      )
+      fail(error instanceof BadAppResponse ? error : new BadAppResponse(String(error)), flight)
     }
-  })
+  }
 
-  proxy.on("error", (error: NodeJS.ErrnoException, request, target) => {
-    if ("writeHead" in target) return fail(error, request, target as ServerResponse)
-    const [status, title] = unreachable(error)
-    log(
-      "application unreachable",
-      { port, path: pathOf(request.url ?? ""), cause: error.code ?? error.message },
-      "warn",
-    )
-    const socket = target as Socket
-    if (socket.writable)
-      socket.end(`HTTP/1.1 ${status} ${title}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
-    else socket.destroy()
-  })
+  function onUpstreamError(this: Upstream, error: NodeJS.ErrnoException) {
+    const flight = this[FLIGHT]
+    if (flight === undefined) return
+    clearTimeout(flight.timer)
+    // The client went away first (the gateway then destroys this request): nothing to answer.
+    if (flight.response.destroyed) return
+    fail(error, flight)
+  }
 
-  // The client went away first: nothing to answer.
-  proxy.on("econnreset", () => {})
+  // Closed without an answer and without an error, the client must not hang: so it is with a 101 to
+  // a request that asked for no upgrade (Node's client destroys the socket the app switched).
+  function onUpstreamClose(this: Upstream) {
+    const flight = this[FLIGHT]
+    if (flight === undefined) return
+    clearTimeout(flight.timer)
+    const { response } = flight
+    if (!response.headersSent && !response.destroyed && !response.writableEnded) {
+      fail(new BadAppResponse("the application closed or switched protocols without an answer"), flight)
+    }
+  }
+
+  /** A reverse proxy receives origin-form targets only; anything else is not for the app. */
+  const badTarget = (request: IncomingMessage) => !(request.url ?? "").startsWith("/")
+
+  const upstreamHeaders = (request: IncomingMessage, peer: Peer, upgrade: boolean) =>
+    forwardedHeaders(request.rawHeaders, {
+      clientAddress: peer.address,
+      port: request.socket.localPort ?? 0,
+      identity: peer.identityHeaders,
+      upgrade,
+    })
+
+  const web = (request: IncomingMessage, response: ServerResponse, exchange: Exchange) => {
+    if (badTarget(request)) {
+      const { contentType, body } = errorBody(
+        request.headers.accept,
+        400,
+        "Bad Request",
+        "Expected an origin-form request target.",
+      )
+      response.writeHead(400, { ...SECURITY_HEADERS, "content-type": contentType, connection: "close" })
+      return void response.end(body)
+    }
+    const upstream: Upstream = http.request({
+      host: "127.0.0.1",
+      port,
+      method: request.method ?? "GET",
+      path: request.url ?? "/",
+      headers: upstreamHeaders(request, exchange.peer, false),
+      agent,
+    })
+    const flight: Flight = { request, response, exchange, timer: undefined }
+    upstream[FLIGHT] = flight
+    exchange.upstream = upstream
+    flight.timer = setTimeout(onResponseTimeout, responseTimeoutMs, upstream)
+    upstream.on("response", onAnswer)
+    upstream.on("error", onUpstreamError)
+    upstream.on("close", onUpstreamClose)
+    // Node's server listens for no 'error' on a response; a write after its end would emit one unheard.
+    response.on("error", ignore)
+    // RFC 9112 §6.3: without Content-Length or Transfer-Encoding, a request has no body.
+    const headers = request.headers
+    if (headers["content-length"] === undefined && headers["transfer-encoding"] === undefined) {
+      upstream.end()
+    } else {
+      ;(request as IncomingMessage & { [FLIGHT]?: Flight })[FLIGHT] = flight
+      request.on("data", countIn)
+      request.pipe(upstream)
+    }
+  }
 
   /** Open WebSocket tunnels: client socket -> app socket. */
   const tunnels = new Map<Duplex, Socket>()
-  proxy.on("proxyReqWs", (proxyRequest, _request, socket) => {
-    proxyRequest.once("upgrade", (_response, appSocket: Socket) => {
-      tunnels.set(socket, appSocket)
-      // What the app sends is counted by its socket's reads; this is the client's side.
-      socket.on("data", (chunk: Buffer) => countRead(chunk.length))
-      socket.once("close", () => tunnels.delete(socket))
+
+  const failHandshake = (handshake: Handshake, error: NodeJS.ErrnoException) => {
+    clearTimeout(handshake.timer)
+    warnUnreachable(error, handshake.request)
+    const { socket } = handshake
+    const [status, title] = unreachable(error)
+    if (socket.writable)
+      socket.end(`HTTP/1.1 ${status} ${title}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    else socket.destroy()
+  }
+
+  function onHandshakeTimeout(upstream: Upstream) {
+    upstream.destroy(new ResponseTimeout(`no response within ${Duration.format(responseTimeout)}`))
+  }
+
+  function onHandshakeError(this: Upstream, error: NodeJS.ErrnoException) {
+    const handshake = this[HANDSHAKE]
+    if (handshake !== undefined && !handshake.socket.destroyed) failHandshake(handshake, error)
+  }
+
+  /** The app did not switch protocols: its answer goes to the client, which then closes. */
+  function onHandshakeRefused(this: Upstream, answer: IncomingMessage) {
+    const handshake = this[HANDSHAKE]
+    if (handshake === undefined) return void answer.destroy()
+    clearTimeout(handshake.timer)
+    const { socket } = handshake
+    socket.write(
+      `${head(answer.statusCode ?? 502, answer.statusMessage ?? "", answer.rawHeaders, REFUSAL_SKIP)}connection: close\r\n\r\n`,
+    )
+    answer.pipe(socket)
+  }
+
+  function onUpgraded(this: Upstream, answer: IncomingMessage, app: Socket, appHead: Buffer) {
+    const handshake = this[HANDSHAKE]
+    if (handshake === undefined) return void app.destroy()
+    clearTimeout(handshake.timer)
+    const { socket, peer, request, started } = handshake
+    if (socket.destroyed) return void app.destroy()
+    app.on("error", ignore)
+    // The app's 101 as it sent it: Upgrade, Connection and Sec-WebSocket-Accept included.
+    socket.write(`${head(101, answer.statusMessage ?? "Switching Protocols", answer.rawHeaders)}\r\n`)
+    if (appHead.length > 0) socket.write(appHead)
+    if (handshake.head.length > 0) app.write(handshake.head)
+    for (const side of [socket, app] as const) {
+      if ("setNoDelay" in side) (side as Socket).setNoDelay(true)
+    }
+    tunnels.set(socket, app)
+    // What the app sends is counted by its socket's reads; this is the client's side.
+    socket.on("data", (chunk: Buffer) => countRead(chunk.length))
+    const path = pathOf(request.url ?? "")
+    socket.once("close", () => {
+      tunnels.delete(socket)
+      app.destroy()
+      log.write("info", "proxied websocket closed", {
+        path,
+        durationMs: Math.round(performance.now() - started),
+        client: peer.certificate.commonName ?? "",
+      })
     })
-  })
-  const goAway = Effect.sync(() => {
+    app.once("close", () => socket.destroy())
+    app.pipe(socket)
+    socket.pipe(app)
+  }
+
+  const ws = (request: IncomingMessage, socket: Duplex, head: Buffer, peer: Peer) => {
+    if (badTarget(request)) return void socket.destroy()
+    const upstream: Upstream = http.request({
+      host: "127.0.0.1",
+      port,
+      method: "GET",
+      path: request.url ?? "/",
+      headers: upstreamHeaders(request, peer, true),
+      agent: tunnelAgent,
+    })
+    const handshake: Handshake = { request, socket, head, peer, started: performance.now(), timer: undefined }
+    upstream[HANDSHAKE] = handshake
+    handshake.timer = setTimeout(onHandshakeTimeout, responseTimeoutMs, upstream)
+    upstream.on("upgrade", onUpgraded)
+    upstream.on("response", onHandshakeRefused)
+    upstream.on("error", onHandshakeError)
+    // The client gave up before the app answered.
+    socket.once("close", () => {
+      clearTimeout(handshake.timer)
+      if (!tunnels.has(socket)) upstream.destroy()
+    })
+    upstream.end()
+  }
+
+  const goAway = () => {
     for (const [client, app] of tunnels) {
       // Stop relaying first, so the close frame is not spliced into a frame from the app.
       app.unpipe(client)
@@ -304,73 +484,6 @@ export const make = Effect.fnUntraced(function* (
         setTimeout(() => socket.destroy(), 1000).unref()
       }
     }
-  })
-
-  const prepare = (request: IncomingMessage, peer: Peer, upgrade: boolean) => {
-    request.headers = forwardedHeaders(request.rawHeaders, {
-      clientAddress: peer.address,
-      port: request.socket.localPort ?? 0,
-      identity: peer.identityHeaders,
-      upgrade,
-    })
-  }
-
-  /** A reverse proxy receives origin-form targets only; anything else is not for the app. */
-  const badTarget = (request: IncomingMessage) => !(request.url ?? "").startsWith("/")
-
-  const web = (request: IncomingMessage, response: ServerResponse, peer: Peer) => {
-    if (badTarget(request)) {
-      const { contentType, body } = errorBody(
-        request.headers.accept,
-        400,
-        "Bad Request",
-        "Expected an origin-form request target.",
-      )
-      response.writeHead(400, { ...SECURITY_HEADERS, "content-type": contentType, connection: "close" })
-      return void response.end(body)
-    }
-    const started = performance.now()
-    const method = request.method ?? ""
-    const path = pathOf(request.url ?? "")
-    prepare(request, peer, false)
-    const counted = { bytesIn: 0, bytesOut: 0 }
-    transfers.set(response, counted)
-    // Node's server listens for no 'error' on a response; a write after its end would emit one unheard.
-    response.on("error", ignore)
-    // Attached in the same tick as proxy.web pipes the request, so no chunk is missed.
-    request.on("data", (chunk: Buffer) => {
-      counted.bytesIn += chunk.length
-      countRead(chunk.length)
-    })
-    response.once("close", () => {
-      countBytes(counted.bytesIn, counted.bytesOut)
-      log("proxied", {
-        method,
-        path,
-        status: response.headersSent ? response.statusCode : 0,
-        bytesIn: counted.bytesIn,
-        bytesOut: counted.bytesOut,
-        durationMs: Math.round(performance.now() - started),
-        client: peer.certificate.commonName ?? "",
-        ...(response.writableFinished ? {} : { aborted: true }),
-      })
-    })
-    proxy.web(request, response)
-  }
-
-  const ws = (request: IncomingMessage, socket: Duplex, head: Buffer, peer: Peer) => {
-    if (badTarget(request)) return void socket.destroy()
-    const started = performance.now()
-    const path = pathOf(request.url ?? "")
-    prepare(request, peer, true)
-    socket.once("close", () =>
-      log("proxied websocket closed", {
-        path,
-        durationMs: Math.round(performance.now() - started),
-        client: peer.certificate.commonName ?? "",
-      }),
-    )
-    proxy.ws(request, socket, head)
   }
 
   const reachability = yield* Ref.make<Reachability>({ answering: null, checkedAt: null, error: null })
@@ -382,7 +495,7 @@ export const make = Effect.fnUntraced(function* (
       ),
     ),
   )
-  yield* Effect.forkScoped(Effect.forever(Effect.andThen(probeOnce, Effect.sleep(options.probeInterval))))
+  yield* Effect.forkScoped(Effect.repeat(probeOnce, Schedule.spaced(options.probeInterval)))
 
   return Forwarder.of({
     port,
@@ -390,6 +503,6 @@ export const make = Effect.fnUntraced(function* (
     web,
     ws,
     goAway,
-    openWebSockets: Effect.sync(() => tunnels.size),
+    openWebSockets: () => tunnels.size,
   })
 })

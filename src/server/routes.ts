@@ -16,7 +16,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
 import * as Peer from "../gateway/Peer.ts"
-import { Metrics } from "../metrics/Metrics.ts"
+import * as Scrape from "../metrics/scrape.ts"
 import * as Handlers from "./api/handlers.ts"
 import * as SidecarApi from "./api/SidecarApi.ts"
 import * as Dashboard from "./dashboard.ts"
@@ -40,11 +40,9 @@ const dashboard = Effect.gen(function* () {
   )
 })
 
-const metrics = Effect.gen(function* () {
-  const { registry } = yield* Metrics
-  const text = yield* Effect.promise(() => registry.metrics())
-  return HttpServerResponse.text(text, { contentType: registry.contentType })
-})
+const metrics = Effect.map(Scrape.scrape, (text) =>
+  HttpServerResponse.text(text, { contentType: Scrape.CONTENT_TYPE }),
+)
 
 const notFound = Effect.gen(function* () {
   const request = yield* HttpServerRequest

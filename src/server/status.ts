@@ -5,7 +5,6 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import { AttestationReporter } from "../attestation/AttestationReporter.ts"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
 import { Forwarder } from "../proxy/Forwarder.ts"
@@ -48,10 +47,10 @@ export const status = Effect.gen(function* () {
   const refresh = yield* tls.refreshState
   const environment = yield* Environment
   const tee = yield* TeeInfo
-  const forwarder = yield* Effect.serviceOption(Forwarder)
-  const reach = Option.isSome(forwarder) ? yield* forwarder.value.reachability : undefined
+  const forwarder = yield* Forwarder
+  const reach = forwarder.port === undefined ? undefined : yield* forwarder.reachability
   const now = new Date(yield* Clock.currentTimeMillis)
-  const forwardPort = Option.getOrNull(config.forwardPort)
+  const forwardPort = forwarder.port ?? null
   const view: typeof StatusResponse.Type = {
     podName: config.podName,
     namespace: config.podNamespace,

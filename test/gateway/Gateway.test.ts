@@ -1,19 +1,17 @@
 /**
- * The mTLS listener and its dispatch, composed from their layers with a Forwarder test layer that
- * throws: whatever goes wrong on the request path answers that request (502) or closes that
+ * The gateway (listener, dispatch, drain), composed from its layer with a Forwarder test layer that
+ * throws, and a sidecar app of one route: whatever goes wrong on the request path answers that request (502) or closes that
  * connection, is logged, and never ends the process or stops the listener.
  */
 import { Context, Effect, Exit, Layer, Scope } from "effect"
-import * as HttpRouter from "effect/http/HttpRouter"
-import * as HttpServer from "effect/http/HttpServer"
-import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { SidecarConfig } from "../../src/config/SidecarConfig.ts"
 import * as MemoryResourceClient from "../../src/dev/cdh/MemoryResourceClient.ts"
+import { Gateway } from "../../src/gateway/Gateway.ts"
 import { Metrics } from "../../src/metrics/Metrics.ts"
 import { Forwarder } from "../../src/proxy/Forwarder.ts"
-import * as HttpsServer from "../../src/server/HttpsServer.ts"
 import { ReadinessState } from "../../src/server/Readiness.ts"
+import { SidecarApp } from "../../src/server/SidecarApp.ts"
 import { TlsMaterial } from "../../src/tls/TlsMaterial.ts"
 import { type Fixtures, makeFixtures, resourcesFor } from "../support/fixtures.ts"
 import { get } from "../support/https.ts"
@@ -38,14 +36,21 @@ const throwing = Layer.succeed(
     ws: () => {
       throw new Error("boom in ws")
     },
-    goAway: Effect.void,
-    openWebSockets: Effect.succeed(0),
+    goAway: () => {},
+    openWebSockets: () => 0,
   }),
 )
 
-const routes = HttpRouter.addAll([
-  HttpRouter.route("GET", "/api/status", Effect.succeed(HttpServerResponse.text("ok"))),
-])
+/** The sidecar's app, reduced to a handler that answers "ok". */
+const app = Layer.succeed(
+  SidecarApp,
+  SidecarApp.of({
+    handler: (_request, response) => {
+      response.writeHead(200, { "content-type": "text/plain" })
+      response.end("ok")
+    },
+  }),
+)
 
 beforeAll(async () => {
   pki = await makeFixtures()
@@ -55,17 +60,13 @@ beforeAll(async () => {
     Layer.provide(MemoryResourceClient.make(resourcesFor(pki)).layer),
     Layer.provide(config),
   )
-  const server = HttpRouter.serve(routes, { disableListenLog: true }).pipe(
-    Layer.provideMerge(HttpsServer.layer),
-    Layer.provide(HttpsServer.layerServices),
-    Layer.provide(Layer.mergeAll(HttpsServer.HttpsListener.layer, throwing)),
-    Layer.provide(Layer.mergeAll(material, Metrics.layer, ReadinessState.layer, config)),
+  const gateway = Gateway.layer.pipe(
+    Layer.provide(Layer.mergeAll(material, throwing, app, Metrics.layer, ReadinessState.layer, config)),
   )
   url = await Effect.runPromise(
     Effect.gen(function* () {
-      const built = yield* Layer.build(server)
-      const address = Context.get(built, HttpServer.HttpServer).address
-      return HttpServer.formatAddress(address).replace(/^http:/, "https:")
+      const built = yield* Layer.build(gateway)
+      return Context.get(built, Gateway).url
     }).pipe(Effect.provide(logs.layer), Scope.provide(scope)),
   )
 })

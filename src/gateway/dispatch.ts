@@ -1,0 +1,200 @@
+/**
+ * Dispatch, plain Node: each request of an admitted connection goes to the sidecar's own app
+ * (its paths) or to the proxy (everything else), one exchange at a time per connection
+ * (pipeline.ts). One close listener per exchange records it: metrics, access log, pipeline.
+ *
+ * Nothing a client sends may end the process: a throw answers 502, or ends the connection if the
+ * answer has started, and is logged.
+ */
+import type { IncomingMessage, Server, ServerResponse } from "node:http"
+import type { Duplex } from "node:stream"
+import type { LineLog } from "../log/LineLog.ts"
+import type { Recorder } from "../metrics/Metrics.ts"
+import type { AppProxy } from "../proxy/Forwarder.ts"
+import { errorBody, SECURITY_HEADERS } from "../server/responses.ts"
+import { pathOf, type SidecarPaths } from "../server/SidecarPaths.ts"
+import * as Exchange from "./exchange.ts"
+import * as Peer from "./Peer.ts"
+import * as Pipeline from "./pipeline.ts"
+import { rateLimited } from "./rateLimited.ts"
+
+/** A Node request handler, as the sidecar's Effect app is run (see server/SidecarApp.ts). */
+export type Handler = (request: IncomingMessage, response: ServerResponse) => void
+
+export interface DispatchOptions {
+  readonly paths: SidecarPaths
+  readonly app: Handler
+  readonly proxy: AppProxy
+  readonly log: LineLog
+  readonly metrics: Recorder
+  /** True from the start of a drain: answers from then on close their connection. */
+  readonly draining: () => boolean
+}
+
+const securityHeaders = Object.entries(SECURITY_HEADERS)
+
+const ignore = () => {}
+
+/** How many Host fields the request carries: RFC 9112 §3.2 asks for 400 on more than one. */
+const hostCount = (rawHeaders: ReadonlyArray<string>): number => {
+  let count = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string
+    if (name.length === 4 && name.toLowerCase() === "host") count++
+  }
+  return count
+}
+
+const TITLES: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway" }
+
+/** The sidecar's own error answer; 400 and 502 also close the connection. */
+const refuse = (
+  request: IncomingMessage,
+  response: ServerResponse,
+  status: 400 | 403 | 502,
+  detail: string,
+) => {
+  const { contentType, body } = errorBody(request.headers.accept, status, TITLES[status] ?? "", detail)
+  response.writeHead(status, {
+    ...SECURITY_HEADERS,
+    "content-type": contentType,
+    "content-length": Buffer.byteLength(body),
+    ...(status === 403 ? {} : { connection: "close" }),
+  })
+  response.end(body)
+}
+
+/** After a throw: a 502 if nothing was sent yet, else the connection ends (a truncated answer shows). */
+const abort = (request: IncomingMessage, response: ServerResponse) => {
+  if (response.headersSent || response.destroyed) return void response.destroy()
+  try {
+    refuse(request, response, 502, "The sidecar could not handle this request.")
+  } catch {
+    response.destroy()
+  }
+}
+
+const refuseUpgrade = (socket: Duplex, status: number, title: string) =>
+  socket.end(`HTTP/1.1 ${status} ${title}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+
+const causeOf = (error: unknown) => (error instanceof Error ? (error.stack ?? error.message) : String(error))
+
+/** Installs the request, checkContinue and upgrade handlers on `server`; returns their remover. */
+export const install = (server: Server, options: DispatchOptions): (() => void) => {
+  const { paths, app, proxy, log, metrics, draining } = options
+  const forwarding = proxy.port !== undefined
+  const accessLog = log.enabled("info")
+
+  const failed = (request: IncomingMessage, error: unknown) =>
+    log.write("error", "request failed", {
+      method: request.method ?? "",
+      path: pathOf(request.url ?? ""),
+      cause: causeOf(error),
+    })
+
+  /** The exchange's one close listener (shared: `this` is the response). */
+  function onClose(this: ServerResponse) {
+    const exchange = Exchange.of(this)
+    if (exchange !== undefined) {
+      const status = this.headersSent ? this.statusCode : 0
+      const elapsed = performance.now() - exchange.started
+      metrics.request(exchange.route, status, elapsed / 1000)
+      if (exchange.route === "app") {
+        // The client went away first: stop the app's side too.
+        const { upstream, answer } = exchange
+        if (upstream !== undefined && !upstream.destroyed && (answer === undefined || !answer.complete)) {
+          upstream.destroy()
+        }
+        metrics.bytes(exchange.bytesIn, exchange.bytesOut)
+      }
+      if (accessLog) {
+        log.write("info", exchange.route === "app" ? "proxied" : "served", {
+          method: exchange.method,
+          path: pathOf(exchange.url),
+          status,
+          ...(exchange.route === "app"
+            ? { bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut }
+            : { route: exchange.route }),
+          durationMs: Math.round(elapsed),
+          client: exchange.peer.certificate.commonName ?? "",
+          ...(this.writableFinished ? {} : { aborted: true }),
+        })
+      }
+    }
+    Pipeline.finished(this)
+  }
+
+  const dispatch = (request: IncomingMessage, response: ServerResponse, expectsContinue: boolean) => {
+    const peer = Peer.of(request.socket)
+    // A connection that was not admitted (a refused resumption whose request OpenSSL read with the
+    // handshake): its requests are dropped.
+    if (peer === undefined) return void response.destroy()
+    if (draining()) response.setHeader("connection", "close")
+    const url = request.url ?? ""
+    const owned = !forwarding || paths.owns(url)
+    const route = peer.denied !== undefined ? "denied" : owned ? "sidecar" : "app"
+    const exchange = new Exchange.Exchange(peer, route, request.method ?? "", url, performance.now())
+    Exchange.attach(response, exchange)
+    // A denied client is answered 403 at once, not invited to send its body.
+    if (peer.denied !== undefined) return refuse(request, response, 403, peer.denied)
+    if (hostCount(request.rawHeaders) > 1) return refuse(request, response, 400, "More than one Host header.")
+    if (expectsContinue) response.writeContinue()
+    if (!owned) return proxy.web(request, response, exchange)
+    // HEAD is GET without a body: Node's response already knows it answers a HEAD.
+    if (request.method === "HEAD") request.method = "GET"
+    // The sidecar's own responses, API included; a page may still set a stricter CSP of its own.
+    for (const [name, value] of securityHeaders) response.setHeader(name, value)
+    app(request, response)
+  }
+
+  const run = (request: IncomingMessage, response: ServerResponse, expectsContinue: boolean) => {
+    try {
+      dispatch(request, response, expectsContinue)
+    } catch (error) {
+      failed(request, error)
+      abort(request, response)
+    }
+  }
+
+  const tooDeep = rateLimited(60_000)
+  const admit = (request: IncomingMessage, response: ServerResponse, expectsContinue: boolean) => {
+    response.on("close", onClose)
+    if (!Pipeline.serialize(request, response, expectsContinue, run)) {
+      tooDeep("pipeline", (count) =>
+        log.write("warn", "connection closed: too many pipelined requests", {
+          count: String(count),
+          remote: request.socket.remoteAddress ?? "",
+        }),
+      )
+    }
+  }
+  const onRequest = (request: IncomingMessage, response: ServerResponse) => admit(request, response, false)
+  // `Expect: 100-continue`: the sidecar says continue itself, for its paths and the app's.
+  const onCheckContinue = (request: IncomingMessage, response: ServerResponse) =>
+    admit(request, response, true)
+
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node drops its own error listener before this event: without one, a reset would end the process.
+    socket.on("error", ignore)
+    try {
+      const peer = Peer.of(socket)
+      if (peer === undefined) return void socket.destroy()
+      if (peer.denied !== undefined) return refuseUpgrade(socket, 403, "Forbidden")
+      if (hostCount(request.rawHeaders) > 1) return refuseUpgrade(socket, 400, "Bad Request")
+      if (!forwarding || paths.owns(request.url ?? "")) return refuseUpgrade(socket, 404, "Not Found")
+      proxy.ws(request, socket, head, peer)
+    } catch (error) {
+      failed(request, error)
+      socket.destroy()
+    }
+  }
+
+  server.on("request", onRequest)
+  server.on("checkContinue", onCheckContinue)
+  server.on("upgrade", onUpgrade)
+  return () => {
+    server.off("request", onRequest)
+    server.off("checkContinue", onCheckContinue)
+    server.off("upgrade", onUpgrade)
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * One record per request/response exchange, made at dispatch and read once, when the response
+ * closes: by the metrics, the access log and the proxy's clean-up. It lives on the response
+ * object, as the peer record lives on the socket, so the exchange needs one shared close listener
+ * and no closure.
+ */
+import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http"
+import type { RouteClass } from "../metrics/Metrics.ts"
+import type { Peer } from "./Peer.ts"
+
+export class Exchange {
+  /** Body bytes from the client to the app, and from the app to the client. */
+  bytesIn = 0
+  bytesOut = 0
+  /** The request to the app, once sent; its answer, once it started. */
+  upstream: ClientRequest | undefined = undefined
+  answer: IncomingMessage | undefined = undefined
+
+  readonly peer: Peer
+  readonly route: RouteClass
+  readonly method: string
+  readonly url: string
+  readonly started: number
+
+  constructor(peer: Peer, route: RouteClass, method: string, url: string, started: number) {
+    this.peer = peer
+    this.route = route
+    this.method = method
+    this.url = url
+    this.started = started
+  }
+}
+
+const EXCHANGE: unique symbol = Symbol("coco-secure-access/exchange")
+type WithExchange = { [EXCHANGE]?: Exchange }
+
+export const attach = (response: ServerResponse, exchange: Exchange): void => {
+  ;(response as WithExchange)[EXCHANGE] = exchange
+}
+
+/** The exchange of a response; undefined for a response that never started (a queued pipelined one). */
+export const of = (response: ServerResponse): Exchange | undefined => (response as WithExchange)[EXCHANGE]
