@@ -5,35 +5,41 @@
  *
  *   node scripts/bench.ts [--write] [--no-build] [--duration S] [--prime S] [--startup-runs N]
  *                         [--no-reference] [--flags "<NODE_OPTIONS>"] [--flags-as-args]
- *                         [--env NAME=VALUE]... [--only small,handshake,transfer,ws,hostile] [--json FILE]
- *                         [--limit MiB] [--flags-node PATH]
+ *                         [--env NAME=VALUE]... [--only small,handshake,transfer,ws,hostile,cpu100m]
+ *                         [--json FILE] [--limit MiB] [--flags-node PATH] [--bundle FILE]
  *
  * Everything runs on 127.0.0.1, each part in its own process: the backend
  * (scripts/bench/backend.ts), the sidecar (`node dist/main.js`, built first) against the mock CDH
  * over HTTP, a minimal node:https proxy for reference (scripts/bench/reference-proxy.ts), and the
  * load generator (scripts/bench/load.ts, one process per scenario and target, presenting the
  * client certificate). The sidecar runs twice side by side: as is, and with the container image's
- * NODE_OPTIONS. Every target is primed with small GETs (the JIT takes seconds to reach speed),
+ * NODE_OPTIONS; the reference proxy runs with those NODE_OPTIONS too. Every target is primed with small GETs (the JIT takes seconds to reach speed),
  * then each scenario runs time-bounded:
  *  1. small GET over 32 keep-alive connections: requests/s, p50, p99;
  *  2. a new connection per request (TLS: a full handshake with the client certificate): connections/s;
  *  3. a 64 MiB download and a 16 MiB upload on one connection: MB/s, the first of each hash-checked;
  *  4. 100 WebSockets, each sending a message and awaiting its echo in a loop: messages/s, p50, p99.
  *  5. hostile clients (scripts/bench/hostile.ts), on fresh processes: 60 stalled readers, 200 idle
- *     TCP connections, a pipelining flood.
+ *     TCP connections, a pipelining flood;
+ *  6. `cpu100m`: the sidecar with the container flags, then the reference proxy, each alone in a CPU
+ *     cgroup limited to kubectl-coco's 100m (a CFS quota of 10 ms per 100 ms), serving an RSA-4096
+ *     server certificate: p50/p99 of small GETs at a fixed rate over 4 connections, and of full
+ *     handshakes one at a time. Primed without a limit first; the backend is not limited.
  * Plus idle RSS (2 s after the first served request), peak RSS (VmHWM, reset before each scenario)
  * and peak anonymous memory, CPU use per process and scenario, start-up to the first served
  * request (median), and the idle RSS of a bare `node` and of `node` with node:https, for scale.
  * The sidecar with the container flags runs in a memory cgroup limited to kubectl-coco's 128 MiB
  * (`--limit`, 0 for none; where this machine lets us make one): its idle working set, peak charge
- * and OOM kills are reported too.
+ * and OOM kills are reported too. Throughput is also given per core of the front's own CPU, and the
+ * sidecar with the container flags is checked against the reference proxy for issue 11's targets.
  *
  * Prints a Markdown report on stdout (progress on stderr); `--write` also replaces the figures
  * section of docs/PERFORMANCE.md. The other options are for experiments: `--flags` replaces the
  * container NODE_OPTIONS of the second column (`--flags-as-args` passes them on the command line,
  * for V8 flags Node refuses in NODE_OPTIONS), `--env` sets a variable for both sidecars, `--only`
  * runs some scenarios, `--no-reference` drops the reference proxy, `--json` dumps the raw figures,
- * `--flags-node` runs the limited sidecar on another copy of node (a fresh one: a cold page cache).
+ * `--flags-node` runs the limited sidecar on another copy of node (a fresh one: a cold page cache),
+ * `--bundle` runs another sidecar bundle instead of dist/main.js (and builds nothing).
  */
 import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process"
 import {
@@ -50,7 +56,14 @@ import * as net from "node:net"
 import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os"
 import * as path from "node:path"
 import { type MockCdhRequest, startMockCdh } from "../src/dev/cdh/MockCdhServer.ts"
-import { createDevPki } from "../src/dev/DevPki.ts"
+import {
+  createDevPki,
+  DEV_ORG,
+  DEV_SERVER_CN,
+  DEV_SERVER_DNS_NAMES,
+  DEV_SERVER_IP_ADDRESSES,
+  issue,
+} from "../src/dev/DevPki.ts"
 import * as Cgroup from "./bench/cgroup.ts"
 import { type HostileResult, runHostile } from "./bench/hostile.ts"
 import {
@@ -70,6 +83,8 @@ import { SMALL_PATH } from "./bench/shared.ts"
 // options
 
 const CONTAINER_FLAGS = "--max-semi-space-size=2 --max-old-space-size=64"
+/** What `--only` selects from. */
+const ONLY: ReadonlyArray<string> = ["small", "handshake", "transfer", "ws", "hostile", "cpu100m"]
 
 interface Options {
   readonly write: boolean
@@ -95,6 +110,8 @@ interface Options {
    * cached yet makes the cgroup pay for the executable's pages too, as on a node that never ran it.
    */
   readonly flagsNode: string
+  /** The sidecar bundle to run, instead of dist/main.js (which `--no-build` reuses as is). */
+  readonly bundle: string | undefined
 }
 
 const parseOptions = (argv: ReadonlyArray<string>): Options => {
@@ -112,6 +129,7 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
     json: undefined as string | undefined,
     limitMiB: 128,
     flagsNode: process.execPath,
+    bundle: undefined as string | undefined,
   }
   const value = (i: number): string => {
     const v = argv[i + 1]
@@ -128,10 +146,15 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
     else if (arg === "--startup-runs") options.startupRuns = Math.max(1, Number(value(i++)))
     else if (arg === "--flags") options.flags = value(i++)
     else if (arg === "--flags-as-args") options.flagsAsArgs = true
-    else if (arg === "--only") options.only = value(i++).split(",")
-    else if (arg === "--json") options.json = path.resolve(value(i++))
+    else if (arg === "--only") {
+      options.only = value(i++).split(",")
+      const unknown = options.only.filter((name) => !ONLY.includes(name))
+      if (unknown.length > 0)
+        throw new Error(`--only: unknown ${unknown.join(", ")}; known: ${ONLY.join(",")}`)
+    } else if (arg === "--json") options.json = path.resolve(value(i++))
     else if (arg === "--limit") options.limitMiB = Math.max(0, Number(value(i++)))
     else if (arg === "--flags-node") options.flagsNode = path.resolve(value(i++))
+    else if (arg === "--bundle") options.bundle = path.resolve(value(i++))
     else if (arg === "--env") {
       const [name, ...rest] = value(i++).split("=")
       if (name === undefined || rest.length === 0) throw new Error("--env takes NAME=VALUE")
@@ -189,7 +212,7 @@ const freePort = (): Promise<number> =>
 // ---------------------------------------------------------------------------------------------------------
 // set-up: build, PKI, mock CDH, backend
 
-if (options.build) {
+if (options.build && options.bundle === undefined) {
   progress("building dist/main.js")
   const built = spawnSync(process.execPath, [path.join(root, "scripts/build.ts")], {
     cwd: root,
@@ -197,7 +220,7 @@ if (options.build) {
   })
   if (built.status !== 0) throw new Error("the build failed")
 }
-const bundle = path.join(root, "dist/main.js")
+const bundle = options.bundle ?? path.join(root, "dist/main.js")
 
 const work = mkdtempSync(path.join(tmpdir(), "sidecar-bench-"))
 process.on("exit", () => rmSync(work, { recursive: true, force: true }))
@@ -218,6 +241,23 @@ const clientCertFile = file("client-cert.pem", pki.client.certPem)
 const clientKeyFile = file("client-key.pem", pki.client.keyPem)
 const serverCertFile = file("server-cert.pem", pki.server.certPem)
 const serverKeyFile = file("server-key.pem", pki.server.keyPem)
+// The CPU-limited scenario's server certificate: an RSA-4096 key (signed by the same ECDSA CA), whose
+// signature is most of a handshake's cost. Issued in the background; only that scenario waits for it.
+const wantCpu100m = options.only?.includes("cpu100m") ?? true
+const rsaServer = wantCpu100m
+  ? issue(pki.ca, {
+      cn: DEV_SERVER_CN,
+      kind: "server",
+      dnsNames: DEV_SERVER_DNS_NAMES,
+      ipAddresses: DEV_SERVER_IP_ADDRESSES,
+      algorithm: "rsa-4096",
+      org: DEV_ORG,
+    })
+  : undefined
+const RSA_RESOURCES = {
+  cert: "shop/sidecar-tls-rsa/server-cert",
+  key: "shop/sidecar-tls-rsa/server-key",
+}
 
 const TLS_RESOURCES = {
   "shop/sidecar-tls-web/server-cert": pki.server.certPem,
@@ -230,7 +270,9 @@ const cdh = await startMockCdh({
   resources: { ...TLS_RESOURCES, "default/attestation-status/status": "success" },
   onRequest: (request) => cdhRequests.push(request),
 })
-const tlsResourcePaths = new Set(Object.keys(TLS_RESOURCES).map((key) => `/cdh/resource/${key}`))
+const tlsResourcePaths = new Set(
+  [...Object.keys(TLS_RESOURCES), ...Object.values(RSA_RESOURCES)].map((key) => `/cdh/resource/${key}`),
+)
 
 const backend = track(
   fork(path.join(root, "scripts/bench/backend.ts"), [], {
@@ -282,15 +324,29 @@ const mtlsGet = (port: number, requestPath: string): Promise<number> =>
     request.on("error", reject)
   })
 
+interface LaunchVariant {
+  /** Serve the RSA-4096 server certificate instead of the dev PKI's ECDSA one. */
+  readonly rsa4096?: boolean
+  /** Start the front in this CPU cgroup (the sidecar with the container flags also in its memory cgroup). */
+  readonly cpu?: Cgroup.CpuCgroup
+}
+/** Written when the RSA-4096 certificate is ready (the CPU-limited scenario). */
+let rsaFiles: { readonly cert: string; readonly key: string } | undefined
+
 let launches = 0
-const launch = async (id: FrontId): Promise<Front> => {
+const launch = async (id: FrontId, variant: LaunchVariant = {}): Promise<Front> => {
   const port = await freePort()
   const logFile = path.join(work, `${id}-${++launches}.log`)
   const out = openSync(logFile, "w")
+  // The reference proxy runs with the V8 flags of the sidecar it is compared with (the container's).
+  const withFlags = id === "flags" || id === "reference"
+  const flagsEnv = withFlags && !options.flagsAsArgs ? { NODE_OPTIONS: options.flags } : {}
+  const flagsArgs = withFlags && options.flagsAsArgs ? options.flags.split(/\s+/) : []
+  if (variant.rsa4096 && rsaFiles === undefined) throw new Error("the RSA-4096 material is not ready")
   const sidecarEnv = {
     PATH: process.env.PATH ?? "",
-    TLS_CERT_URI: "kbs:///shop/sidecar-tls-web/server-cert",
-    TLS_KEY_URI: "kbs:///shop/sidecar-tls-web/server-key",
+    TLS_CERT_URI: `kbs:///${variant.rsa4096 ? RSA_RESOURCES.cert : "shop/sidecar-tls-web/server-cert"}`,
+    TLS_KEY_URI: `kbs:///${variant.rsa4096 ? RSA_RESOURCES.key : "shop/sidecar-tls-web/server-key"}`,
     CLIENT_CA_URI: "kbs:///default/sidecar-tls/client-ca",
     CDH_URL: cdh.url,
     HTTPS_HOST: "127.0.0.1",
@@ -298,49 +354,56 @@ const launch = async (id: FrontId): Promise<Front> => {
     FORWARD_PORT: String(backendPort),
     POD_NAME: "bench",
     ...options.env,
-    ...(id === "flags" && !options.flagsAsArgs ? { NODE_OPTIONS: options.flags } : {}),
+    ...flagsEnv,
   }
   const [args, env, probePath] =
     id === "reference"
       ? [
           [
+            ...flagsArgs,
             path.join(root, "scripts/bench/reference-proxy.ts"),
             String(port),
             String(backendPort),
-            serverCertFile,
-            serverKeyFile,
+            variant.rsa4096 ? (rsaFiles?.cert ?? "") : serverCertFile,
+            variant.rsa4096 ? (rsaFiles?.key ?? "") : serverKeyFile,
             caFile,
           ],
-          { PATH: process.env.PATH ?? "" },
+          { PATH: process.env.PATH ?? "", ...flagsEnv },
           SMALL_PATH,
         ]
-      : [
-          [...(id === "flags" && options.flagsAsArgs ? options.flags.split(/\s+/) : []), bundle],
-          sidecarEnv,
-          "/api/status",
-        ]
+      : [[...flagsArgs, bundle], sidecarEnv, "/api/status"]
   const spawnedAt = Date.now()
   const t0 = performance.now()
-  const limited = id === "flags" && "add" in cgroup ? cgroup : undefined
+  // With cgroup v2 a process is in one cgroup only: a CPU cgroup there carries the memory limit too.
+  const joins = [
+    ...(id === "flags" && "add" in cgroup && variant.cpu?.memoryLimitMiB === undefined ? [cgroup.path] : []),
+    ...(variant.cpu ? [variant.cpu.path] : []),
+  ]
+  const executable = id === "flags" ? options.flagsNode : process.execPath
   const child = track(
-    limited === undefined
-      ? spawn(id === "flags" ? options.flagsNode : process.execPath, args, {
+    joins.length === 0
+      ? spawn(executable, args, {
           env,
           stdio: ["ignore", out, out],
         })
-      : // The shell joins the cgroup, then becomes node: everything node allocates is charged there.
+      : // The shell joins the cgroups, then becomes node: everything node allocates is charged there.
         // Output goes through this process, as a container's goes to the runtime: a log file written
         // from inside would charge its page cache to the cgroup.
         spawn(
           "/bin/sh",
-          ["-c", `echo $$ > ${limited.path}/cgroup.procs && exec "$0" "$@"`, options.flagsNode, ...args],
+          [
+            "-c",
+            `${joins.map((dir) => `echo $$ > "${dir}/cgroup.procs"`).join(" && ")} && exec "$0" "$@"`,
+            executable,
+            ...args,
+          ],
           {
             env,
             stdio: ["ignore", "pipe", "pipe"],
           },
         ),
   )
-  if (limited !== undefined) {
+  if (joins.length > 0) {
     const sink = createWriteStream("", { fd: out })
     child.stdout?.pipe(sink, { end: false })
     child.stderr?.pipe(sink, { end: false })
@@ -502,16 +565,27 @@ interface Cell {
   readonly peakMiB: number | undefined
   /** The front's largest sampled RssAnon over this scenario, MiB. */
   readonly peakAnonMiB: number | undefined
+  /** The front's CPU use over parts of the window (the transfer's download and upload), % of one core. */
+  readonly phaseFrontCpu: Readonly<Record<string, number>>
 }
 
 interface LoadRun {
   readonly result: LoadResult
   /** CPU use over the load generator's measured window. */
   readonly cpu: CpuReading
+  /** CPU use over the parts of the window the load generator names (the transfer's download and upload). */
+  readonly phases: Readonly<Record<string, CpuReading>>
 }
 
-/** Runs one job in a new load-generator process, metering `pids` over its measured window. */
-const runLoad = (job: LoadJob, pids: ReadonlyArray<number>): Promise<LoadRun> =>
+/**
+ * Runs one job in a new load-generator process, metering `pids` over its measured window;
+ * `onWindow` is called when that window starts and ends.
+ */
+const runLoad = (
+  job: LoadJob,
+  pids: ReadonlyArray<number>,
+  onWindow?: (window: "start" | "end") => void,
+): Promise<LoadRun> =>
   new Promise((resolve, reject) => {
     const child = track(
       fork(path.join(root, "scripts/bench/load.ts"), [JSON.stringify(job)], {
@@ -523,13 +597,25 @@ const runLoad = (job: LoadJob, pids: ReadonlyArray<number>): Promise<LoadRun> =>
     let meter: (() => CpuReading) | undefined
     let cpu: CpuReading = { processes: pids.map(() => Number.NaN), machine: Number.NaN }
     let result: LoadResult | undefined
-    child.on("message", (message: { window?: "start" | "end"; result?: LoadResult }) => {
-      if (message.window === "start") meter = cpuMeter(pids)
-      else if (message.window === "end" && meter) cpu = meter()
-      else if (message.result) result = message.result
+    const phaseMeters = new Map<string, () => CpuReading>()
+    const phases: Record<string, CpuReading> = {}
+    child.on("message", (message: { window?: "start" | "end"; phase?: string; result?: LoadResult }) => {
+      if (message.window !== undefined && message.phase !== undefined) {
+        if (message.window === "start") phaseMeters.set(message.phase, cpuMeter(pids))
+        else {
+          const phaseMeter = phaseMeters.get(message.phase)
+          if (phaseMeter) phases[message.phase] = phaseMeter()
+        }
+      } else if (message.window === "start") {
+        meter = cpuMeter(pids)
+        onWindow?.("start")
+      } else if (message.window === "end" && meter) {
+        cpu = meter()
+        onWindow?.("end")
+      } else if (message.result) result = message.result
     })
     child.once("exit", (code) => {
-      if (code === 0 && result) resolve({ result, cpu })
+      if (code === 0 && result) resolve({ result, cpu, phases })
       else reject(new Error(`the load generator failed (exit ${code}) on ${JSON.stringify(job.scenario)}`))
     })
   })
@@ -541,7 +627,7 @@ let peakResets = true
 
 // Node's JIT takes seconds of load to reach speed (requests/s keep rising for 5-10 s): every
 // target is primed with small GETs first, so that the scenarios compare warmed-up processes.
-if (options.primeMs > 0) {
+if (options.primeMs > 0 && scenarios.length > 0) {
   for (const target of targets) {
     const front = fronts.find((f) => f.id === target)
     progress(
@@ -583,7 +669,7 @@ for (const { label, scenario } of scenarios) {
     })
     const [anonPeak] = sampler()
     if (run === undefined) continue
-    const { result, cpu } = run
+    const { result, cpu, phases } = run
     const [backendCpu = Number.NaN, frontCpu] = cpu.processes
     const otherCpu = cpu.machine - backendCpu - (frontCpu ?? 0) - result.loadCpuPercent
     cells.set(cellKey(scenario.kind, target), {
@@ -593,6 +679,9 @@ for (const { label, scenario } of scenarios) {
       otherCpu,
       peakMiB: front ? peakMiB(front.pid) : undefined,
       peakAnonMiB: anonPeak,
+      phaseFrontCpu: Object.fromEntries(
+        Object.entries(phases).map(([phase, reading]) => [phase, reading.processes[1] ?? Number.NaN]),
+      ),
     })
   }
 }
@@ -625,7 +714,131 @@ for (const front of fronts) await stop(front.child)
 const frontLabel: Record<FrontId, string> = {
   sidecar: "Sidecar",
   flags: "Sidecar, container flags",
-  reference: "Reference node:https proxy",
+  reference: "Reference node:https proxy, container flags",
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// CPU limited to kubectl-coco's 100m: the sidecar as the image runs it, then the reference proxy, each
+// alone in a fresh CPU cgroup (the backend and the load generator are not limited), with an RSA-4096
+// server key. Each is primed without a limit first (a pod's proxy that has been serving for a while:
+// the JIT warm), then the quota is set.
+
+const CPU_QUOTA_US = 10_000
+const CPU_PERIOD_US = 100_000
+/** Small GETs at 100m: a fixed rate well under what 100m serves, so that latency is not queueing. */
+const CPU100M_RATE = 200
+const CPU100M_CONNECTIONS = 4
+/** Handshakes at 100m: a closed loop, this many at once (each costs tens of ms at 100m). */
+const CPU100M_HANDSHAKES = 1
+const HANDSHAKE_PRIME_MS = 1000
+const limitedScenarios: ReadonlyArray<{ readonly label: string; readonly scenario: Scenario }> = [
+  {
+    label: `Small GET, ${CPU100M_CONNECTIONS} keep-alive connections, a fixed ${CPU100M_RATE} requests/s`,
+    scenario: {
+      kind: "small",
+      connections: CPU100M_CONNECTIONS,
+      ratePerSecond: CPU100M_RATE,
+      warmupMs: WARMUP_MS,
+      durationMs: options.durationMs,
+    },
+  },
+  {
+    label: `New connection per request, ${CPU100M_HANDSHAKES} at a time: full TLS 1.3 handshake (RSA-4096 server key, client certificate) and one small GET`,
+    scenario: {
+      kind: "handshake",
+      concurrency: CPU100M_HANDSHAKES,
+      warmupMs: WARMUP_MS,
+      durationMs: options.durationMs,
+    },
+  },
+]
+
+interface LimitedCell {
+  readonly result: RateResult
+  /** The front's CPU use over the window, % of one core (the quota allows 10 %). */
+  readonly frontCpu: number
+  readonly backendCpu: number
+  /** The cgroup's throttling over the window. */
+  readonly throttling: Cgroup.CpuThrottling
+}
+const limitedCells = new Map<string, LimitedCell>()
+/** Why the CPU-limited scenario did not run, where it did not. */
+let limitedSkipped: string | undefined
+/** The limit as the cgroup holds it, read back after it was set. */
+let limitedAs: string | undefined
+
+if (wantCpu100m) {
+  const rsa = await rsaServer
+  if (rsa !== undefined) {
+    cdh.setResource(RSA_RESOURCES.cert, rsa.certPem)
+    cdh.setResource(RSA_RESOURCES.key, rsa.keyPem)
+    rsaFiles = { cert: file("rsa-server-cert.pem", rsa.certPem), key: file("rsa-server-key.pem", rsa.keyPem) }
+  }
+  for (const id of ["flags", ...(options.reference ? (["reference"] as const) : [])] as const) {
+    // With cgroup v2 the sidecar leaves its memory cgroup for this one: it carries the same memory limit.
+    const memoryLimitMiB =
+      id === "flags" && "version" in cgroup && cgroup.version === 2 ? cgroup.limitMiB : undefined
+    const cpu = Cgroup.createCpu(`coco-bench-cpu-${id}-${process.pid}`, memoryLimitMiB)
+    if ("unavailable" in cpu) {
+      limitedSkipped = cpu.unavailable
+      progress(`CPU limited to 100m: not measured, no CPU cgroup: ${cpu.unavailable}`)
+      break
+    }
+    try {
+      progress(`CPU limited to 100m: ${frontLabel[id]}, primed without a limit`)
+      const front = await launch(id, { rsa4096: true, cpu })
+      const target = targetOf(id, front.port)
+      if (options.primeMs > 0)
+        await runLoad(
+          { target, scenario: { kind: "small", connections: 32, warmupMs: 0, durationMs: options.primeMs } },
+          [],
+        )
+      await runLoad(
+        {
+          target,
+          scenario: { kind: "handshake", concurrency: 4, warmupMs: 0, durationMs: HANDSHAKE_PRIME_MS },
+        },
+        [],
+      )
+      try {
+        cpu.limit(CPU_QUOTA_US, CPU_PERIOD_US)
+        limitedAs = cpu.describe()
+      } catch (error) {
+        limitedSkipped = `the CPU quota could not be set in ${cpu.path}: ${error instanceof Error ? error.message : error}`
+        progress(`CPU limited to 100m: not measured, ${limitedSkipped}`)
+        await stop(front.child)
+        break
+      }
+      for (const { label, scenario } of limitedScenarios) {
+        progress(`CPU limited to 100m: ${label}: ${id}`)
+        let before: Cgroup.CpuThrottling | undefined
+        let after: Cgroup.CpuThrottling | undefined
+        const run = await runLoad({ target, scenario }, [backendPid, front.pid], (window) => {
+          if (window === "start") before = cpu.throttling()
+          else after = cpu.throttling()
+        })
+        if (run.result.kind === "transfer") continue
+        const [backendCpu = Number.NaN, frontCpu = Number.NaN] = run.cpu.processes
+        limitedCells.set(cellKey(scenario.kind, id), {
+          result: run.result,
+          frontCpu,
+          backendCpu,
+          throttling: {
+            periods: (after?.periods ?? Number.NaN) - (before?.periods ?? Number.NaN),
+            throttled: (after?.throttled ?? Number.NaN) - (before?.throttled ?? Number.NaN),
+            throttledMs: (after?.throttledMs ?? Number.NaN) - (before?.throttledMs ?? Number.NaN),
+          },
+        })
+      }
+      await stop(front.child)
+    } finally {
+      try {
+        cpu.remove()
+      } catch {
+        // a process still in it: the next run removes it (removeStale)
+      }
+    }
+  }
 }
 
 // Hostile clients, each front started afresh (the sidecar with the container flags, in its cgroup).
@@ -671,15 +884,38 @@ const transfer = (target: TargetId): TransferResult | undefined => {
   return r?.kind === "transfer" ? r : undefined
 }
 
+/**
+ * The front's CPU over a scenario's window (or a phase of it), in cores (cpu-seconds per
+ * wall-second): undefined for the backend direct, which has no front.
+ */
+const frontCores = (kind: Scenario["kind"], target: TargetId, phase?: string): number => {
+  const cell = target === "direct" ? undefined : cells.get(cellKey(kind, target))
+  const percent = phase === undefined ? cell?.frontCpu : cell?.phaseFrontCpu[phase]
+  return percent === undefined ? Number.NaN : percent / 100
+}
+/** Throughput per core of the front's own CPU: `x` divided by the cores it used over the window. */
+const perCore = (x: number, cores: number): number => (cores > 0 ? x / cores : Number.NaN)
+
 type Row = readonly [
   kind: Scenario["kind"],
   scenario: string,
   metric: string,
   get: (target: TargetId) => number,
   higherIsBetter: boolean,
+  /** A figure per core of the front's CPU: none for the backend direct, no ratio to it. */
+  frontOnly?: boolean,
 ]
+const PER_CORE = "per core of the front's CPU"
 const allRows: ReadonlyArray<Row> = [
   ["small", labelOf("small"), "requests/s", (t) => rate("small", t)?.perSecond ?? Number.NaN, true],
+  [
+    "small",
+    "",
+    `requests/s ${PER_CORE}`,
+    (t) => perCore(rate("small", t)?.perSecond ?? Number.NaN, frontCores("small", t)),
+    true,
+    true,
+  ],
   ["small", "", "p50 latency, ms", (t) => rate("small", t)?.p50Ms ?? Number.NaN, false],
   ["small", "", "p99 latency, ms", (t) => rate("small", t)?.p99Ms ?? Number.NaN, false],
   [
@@ -689,10 +925,42 @@ const allRows: ReadonlyArray<Row> = [
     (t) => rate("handshake", t)?.perSecond ?? Number.NaN,
     true,
   ],
+  [
+    "handshake",
+    "",
+    `connections/s ${PER_CORE}`,
+    (t) => perCore(rate("handshake", t)?.perSecond ?? Number.NaN, frontCores("handshake", t)),
+    true,
+    true,
+  ],
   ["handshake", "", "p99 connect + request, ms", (t) => rate("handshake", t)?.p99Ms ?? Number.NaN, false],
   ["transfer", labelOf("transfer"), "download MB/s", (t) => transfer(t)?.downloadMBps ?? Number.NaN, true],
+  [
+    "transfer",
+    "",
+    `download MB/s ${PER_CORE}`,
+    (t) => perCore(transfer(t)?.downloadMBps ?? Number.NaN, frontCores("transfer", t, "download")),
+    true,
+    true,
+  ],
   ["transfer", "", "upload MB/s", (t) => transfer(t)?.uploadMBps ?? Number.NaN, true],
+  [
+    "transfer",
+    "",
+    `upload MB/s ${PER_CORE}`,
+    (t) => perCore(transfer(t)?.uploadMBps ?? Number.NaN, frontCores("transfer", t, "upload")),
+    true,
+    true,
+  ],
   ["ws", labelOf("ws"), "messages/s", (t) => rate("ws", t)?.perSecond ?? Number.NaN, true],
+  [
+    "ws",
+    "",
+    `messages/s ${PER_CORE}`,
+    (t) => perCore(rate("ws", t)?.perSecond ?? Number.NaN, frontCores("ws", t)),
+    true,
+    true,
+  ],
   ["ws", "", "p50 round trip, ms", (t) => rate("ws", t)?.p50Ms ?? Number.NaN, false],
   ["ws", "", "p99 round trip, ms", (t) => rate("ws", t)?.p99Ms ?? Number.NaN, false],
 ]
@@ -709,16 +977,16 @@ const loadTable = table(
     ...fronts.flatMap((f) => [frontLabel[f.id], "vs ceiling"]),
   ],
   ["---", "---", "---:", ...fronts.flatMap(() => ["---:", "---:"])].join("|"),
-  rows.map(([, scenario, metric, get, higher]) => {
+  rows.map(([, scenario, metric, get, higher, frontOnly]) => {
     const ceiling = get("direct")
     const format = metric.includes("ms") ? ms : int
     return [
       scenario,
       metric,
-      format(ceiling),
+      frontOnly ? "—" : format(ceiling),
       ...fronts.flatMap((f) => {
         const x = get(f.id)
-        return [format(x), higher ? percentOf(x, ceiling) : times(x, ceiling)]
+        return [format(x), frontOnly ? "—" : higher ? percentOf(x, ceiling) : times(x, ceiling)]
       }),
     ]
   }),
@@ -902,6 +1170,248 @@ const budgetTable = table(
   ],
 )
 
+// Issue 11's targets: the sidecar as the image runs it against the reference proxy, same V8 flags.
+const TARGET_RATIO = 0.95
+const TARGET_IDLE_MIB = 4
+type Goal = "at-least-ratio" | "not-above" | "within-mib" | "none"
+interface Check {
+  readonly scenario: string
+  readonly metric: string
+  readonly sidecar: number
+  readonly reference: number
+  readonly format: (x: number) => string
+  readonly goal: Goal
+}
+const limitedRate = (kind: Scenario["kind"], id: FrontId) => limitedCells.get(cellKey(kind, id))?.result
+const hasFront = (id: FrontId) => fronts.some((f) => f.id === id)
+const ran = (kind: Scenario["kind"]) => scenarios.some((s) => s.scenario.kind === kind)
+type Spec = readonly [
+  metric: string,
+  get: (target: TargetId) => number,
+  format: (x: number) => string,
+  goal: Goal,
+]
+/** The checks of one scenario of the load, where it ran: the sidecar with the container flags against the reference. */
+const checksOf = (kind: Scenario["kind"], specs: ReadonlyArray<Spec>): Array<Check> =>
+  ran(kind)
+    ? specs.map(([metric, get, format, goal], i) => ({
+        scenario: i === 0 ? labelOf(kind) : "",
+        metric,
+        sidecar: get("flags"),
+        reference: get("reference"),
+        format,
+        goal,
+      }))
+    : []
+const smallRate = (t: TargetId) => rate("small", t)?.perSecond ?? Number.NaN
+const download = (t: TargetId) => transfer(t)?.downloadMBps ?? Number.NaN
+const upload = (t: TargetId) => transfer(t)?.uploadMBps ?? Number.NaN
+const wsRate = (t: TargetId) => rate("ws", t)?.perSecond ?? Number.NaN
+const handshakeRate = (t: TargetId) => rate("handshake", t)?.perSecond ?? Number.NaN
+const checks: ReadonlyArray<Check> = [
+  ...checksOf("small", [
+    ["requests/s", smallRate, int, "at-least-ratio"],
+    [`requests/s ${PER_CORE}`, (t) => perCore(smallRate(t), frontCores("small", t)), int, "at-least-ratio"],
+    ["p99 latency, ms", (t) => rate("small", t)?.p99Ms ?? Number.NaN, ms, "not-above"],
+  ]),
+  ...checksOf("transfer", [
+    ["download MB/s", download, int, "at-least-ratio"],
+    [
+      `download MB/s ${PER_CORE}`,
+      (t) => perCore(download(t), frontCores("transfer", t, "download")),
+      int,
+      "at-least-ratio",
+    ],
+    ["upload MB/s", upload, int, "at-least-ratio"],
+    [
+      `upload MB/s ${PER_CORE}`,
+      (t) => perCore(upload(t), frontCores("transfer", t, "upload")),
+      int,
+      "at-least-ratio",
+    ],
+  ]),
+  ...checksOf("ws", [
+    ["messages/s", wsRate, int, "at-least-ratio"],
+    [`messages/s ${PER_CORE}`, (t) => perCore(wsRate(t), frontCores("ws", t)), int, "at-least-ratio"],
+    ["p99 round trip, ms", (t) => rate("ws", t)?.p99Ms ?? Number.NaN, ms, "not-above"],
+  ]),
+  ...checksOf("handshake", [
+    ["connections/s", handshakeRate, int, "none"],
+    [`connections/s ${PER_CORE}`, (t) => perCore(handshakeRate(t), frontCores("handshake", t)), int, "none"],
+    ["p99 connect + request, ms", (t) => rate("handshake", t)?.p99Ms ?? Number.NaN, ms, "not-above"],
+  ]),
+  {
+    scenario: "Idle",
+    metric: "RSS (VmRSS, 2 s after the first served request), MiB",
+    sidecar: idleRss.get("flags") ?? Number.NaN,
+    reference: idleRss.get("reference") ?? Number.NaN,
+    format: mib,
+    goal: "within-mib",
+  },
+  ...(limitedCells.size === 0
+    ? []
+    : limitedScenarios.flatMap(({ label, scenario }) =>
+        (["p50", "p99"] as const).map(
+          (p, i): Check => ({
+            scenario: i === 0 ? `CPU limited to 100m: ${label}` : "",
+            metric: `${p} ${scenario.kind === "handshake" ? "handshake + request" : "latency"}, ms`,
+            sidecar: limitedRate(scenario.kind, "flags")?.[`${p}Ms`] ?? Number.NaN,
+            reference: limitedRate(scenario.kind, "reference")?.[`${p}Ms`] ?? Number.NaN,
+            format: ms,
+            goal: p === "p99" ? "not-above" : "none",
+          }),
+        ),
+      )),
+]
+const goalText: Record<Goal, string> = {
+  "at-least-ratio": `at least ${TARGET_RATIO.toFixed(2)}×`,
+  "not-above": "not above the reference (at most 1.00×)",
+  "within-mib": `within ${TARGET_IDLE_MIB} MiB of the reference`,
+  none: "— (no target)",
+}
+const checkMet = (c: Check): boolean | undefined => {
+  if (!Number.isFinite(c.sidecar) || !Number.isFinite(c.reference)) return undefined
+  switch (c.goal) {
+    case "at-least-ratio":
+      return c.sidecar >= TARGET_RATIO * c.reference
+    case "not-above":
+      return c.sidecar <= c.reference
+    case "within-mib":
+      return c.sidecar - c.reference <= TARGET_IDLE_MIB
+    case "none":
+      return undefined
+  }
+}
+const comparedChecks = hasFront("flags") && hasFront("reference") ? checks : []
+const targetsTable = table(
+  [
+    "Scenario",
+    "Metric",
+    frontLabel.flags,
+    frontLabel.reference,
+    "Sidecar / reference",
+    "Target (issue 11)",
+    "Status",
+  ],
+  ["---", "---", "---:", "---:", "---:", "---", "---"].join("|"),
+  comparedChecks.map((c) => {
+    const met = checkMet(c)
+    const compared =
+      c.goal === "within-mib"
+        ? Number.isFinite(c.sidecar - c.reference)
+          ? `${c.sidecar >= c.reference ? "+" : "−"}${mib(Math.abs(c.sidecar - c.reference))} MiB`
+          : "n/a"
+        : c.reference > 0 && Number.isFinite(c.sidecar)
+          ? `${(c.sidecar / c.reference).toFixed(2)}×`
+          : "n/a"
+    return [
+      c.scenario,
+      c.metric,
+      c.format(c.sidecar),
+      c.format(c.reference),
+      compared,
+      goalText[c.goal],
+      c.goal === "none" ? "" : met === undefined ? "n/a" : verdict(met),
+    ]
+  }),
+)
+const scored = comparedChecks.filter((c) => checkMet(c) !== undefined)
+const targetsMet = scored.filter((c) => checkMet(c) === true).length
+
+const limitedIds = (["flags", "reference"] as const).filter((id) =>
+  limitedScenarios.some((s) => limitedCells.has(cellKey(s.scenario.kind, id))),
+)
+const limitedLabel: Record<"flags" | "reference", string> = {
+  flags: "Sidecar, as the image runs it",
+  reference: frontLabel.reference,
+}
+const limitedTable = table(
+  [
+    "Scenario",
+    "Metric",
+    ...limitedIds.map((id) => limitedLabel[id]),
+    ...(limitedIds.length === 2 ? ["Sidecar / reference"] : []),
+  ],
+  ["---", "---", ...limitedIds.map(() => "---:"), ...(limitedIds.length === 2 ? ["---:"] : [])].join("|"),
+  limitedScenarios.flatMap(({ label, scenario }) => {
+    const cellOf = (id: FrontId) => limitedCells.get(cellKey(scenario.kind, id))
+    const unit = scenario.kind === "handshake" ? "handshakes/s" : "requests/s"
+    const metrics: ReadonlyArray<
+      readonly [string, (c: LimitedCell) => number, (x: number) => string, boolean]
+    > = [
+      [unit, (c) => c.result.perSecond, int, true],
+      [`${unit} ${PER_CORE}`, (c) => perCore(c.result.perSecond, c.frontCpu / 100), int, true],
+      ["p50 latency, ms", (c) => c.result.p50Ms, ms, true],
+      ["p99 latency, ms", (c) => c.result.p99Ms, ms, true],
+      ["front CPU, % of one core (the quota: 10 %)", (c) => c.frontCpu, (x) => `${x.toFixed(1)} %`, false],
+      ["periods throttled, of those with work", (c) => c.throttling.throttled, int, false],
+      ["time throttled, ms", (c) => c.throttling.throttledMs, int, false],
+      ["failed requests", (c) => c.result.errors, int, false],
+    ]
+    return metrics.map(([metric, get, format, ratio], i) => {
+      const values = limitedIds.map((id) => {
+        const c = cellOf(id)
+        return c === undefined ? Number.NaN : get(c)
+      })
+      const [a = Number.NaN, b = Number.NaN] = values
+      return [
+        i === 0 ? label : "",
+        metric,
+        ...limitedIds.map((id, j) => {
+          const c = cellOf(id)
+          if (c === undefined) return "n/a"
+          if (metric.startsWith("periods"))
+            return `${int(c.throttling.throttled)} of ${int(c.throttling.periods)}`
+          return format(values[j] ?? Number.NaN)
+        }),
+        ...(limitedIds.length === 2 ? [ratio && b > 0 ? `${(a / b).toFixed(2)}×` : ""] : []),
+      ]
+    })
+  }),
+)
+const limitedSection = !wantCpu100m
+  ? []
+  : [
+      "",
+      "#### CPU limited to 100m (kubectl-coco's CPU limit)",
+      "",
+      ...(limitedCells.size === 0
+        ? [`Not measured: ${limitedSkipped ?? "no figures (see the progress output)"}.`]
+        : [
+            `Each proxy alone in a fresh CPU cgroup limited to ${CPU_QUOTA_US / 1000} ms of CPU per ${CPU_PERIOD_US / 1000} ms (${limitedAs}), ` +
+              "one after the other: the sidecar as the image runs it (container flags" +
+              ("add" in cgroup ? `, and the ${cgroup.limitMiB} MiB memory cgroup` : "") +
+              (limitedIds.includes("reference")
+                ? "), then the reference proxy with the same flags. "
+                : "). ") +
+              "The backend and the load generator are not limited. " +
+              `${limitedIds.length === 2 ? "Both serve" : "It serves"} an RSA-4096 server certificate (the client's key stays ECDSA P-256). ` +
+              `Each was first primed without a limit (${options.primeMs / 1000} s of small GETs over 32 connections, ` +
+              `${HANDSHAKE_PRIME_MS / 1000} s of handshakes), as a proxy that has been serving for a while, then the quota was set. ` +
+              `Load, modest so that a 100m proxy is not driven into queueing: small GETs at a fixed ${CPU100M_RATE} requests/s over ` +
+              `${CPU100M_CONNECTIONS} keep-alive connections (an open loop, each latency counted from the request's scheduled time); ` +
+              `handshakes in a closed loop, ${CPU100M_HANDSHAKES} at a time, each a new connection with no session resumption and one small GET. ` +
+              `${WARMUP_MS / 1000} s warm-up, then ${options.durationMs / 1000} s measured.`,
+            "",
+            limitedTable,
+          ]),
+    ]
+const targetsSection =
+  comparedChecks.length === 0
+    ? []
+    : [
+        "",
+        "#### Against the reference proxy (issue 11's targets)",
+        "",
+        `The sidecar as the image runs it (container flags) against the reference proxy run with the same V8 flags ` +
+          `(\`${options.flags}\`), both in this run. Per core: the throughput divided by the CPU the proxy ` +
+          "process itself used over the measured window (utime + stime from `/proc/<pid>/stat`; cores = CPU seconds / wall seconds). " +
+          `Targets met: ${targetsMet} of ${scored.length}.` +
+          (limitedCells.size > 0 ? " The 100m rows are from the CPU-limited section below." : ""),
+        "",
+        targetsTable,
+      ]
+
 const integrity = scenarios.some((s) => s.scenario.kind === "transfer")
   ? targets.every((t) => transfer(t)?.verified ?? true)
     ? "intact"
@@ -940,16 +1450,22 @@ const report = [
   "#### Budgets",
   "",
   budgetTable,
-  "",
-  "#### Load, against the backend direct (plain HTTP on 127.0.0.1) as the ceiling",
-  "",
-  loadTable,
-  "",
-  "Ratios: throughput as a share of the ceiling; latency as a multiple of the ceiling's.",
-  "",
-  `#### CPU and memory per scenario (CPU in % of one core; \`nproc\` is ${nproc})`,
-  "",
-  cpuTable,
+  ...(scenarios.length === 0
+    ? []
+    : [
+        "",
+        "#### Load, against the backend direct (plain HTTP on 127.0.0.1) as the ceiling",
+        "",
+        loadTable,
+        "",
+        "Ratios: throughput as a share of the ceiling; latency as a multiple of the ceiling's. " +
+          "Per core: the throughput divided by the CPU the front itself used over the window (in cores).",
+      ]),
+  ...targetsSection,
+  ...limitedSection,
+  ...(scenarios.length === 0
+    ? []
+    : ["", `#### CPU and memory per scenario (CPU in % of one core; \`nproc\` is ${nproc})`, "", cpuTable]),
   "",
   "#### Memory and start-up",
   "",
@@ -984,6 +1500,7 @@ if (options.json) {
     })),
     baselines,
     cells: Object.fromEntries(cells),
+    cpu100m: { limit: limitedAs, skipped: limitedSkipped, cells: Object.fromEntries(limitedCells) },
     hostile: Object.fromEntries(hostile),
   }
   writeFileSync(options.json, `${JSON.stringify(raw, null, 1)}\n`)

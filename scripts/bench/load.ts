@@ -65,9 +65,12 @@ const pool = (target: Target, connections: number): Pool => {
   })
 }
 
-/** Tells the orchestrator (when forked) that the measured window starts or ends, so it can meter CPU. */
-const signal = (window: "start" | "end"): void => {
-  process.send?.({ window })
+/**
+ * Tells the orchestrator (when forked) that the measured window starts or ends, so it can meter CPU;
+ * with `phase`, a part of the window (the transfer's download and upload).
+ */
+const signal = (window: "start" | "end", phase?: string): void => {
+  process.send?.(phase === undefined ? { window } : { window, phase })
 }
 
 const histogram = (): RecordableHistogram => createHistogram({ lowest: 1, highest: 600e9, figures: 3 })
@@ -143,13 +146,92 @@ const timedLoops = async (
   }
 }
 
+/**
+ * Starts `once` at a fixed rate until warm-up + duration have passed, whether or not the earlier
+ * ones have ended (an open loop), and times each from its scheduled start, so that a stalled target
+ * shows in the latency rather than in fewer requests sent. Counts the operations scheduled within
+ * the window, waiting for them to end.
+ */
+const fixedRate = async (
+  kind: RateResult["kind"],
+  ratePerSecond: number,
+  warmupMs: number,
+  durationMs: number,
+  once: () => Promise<boolean>,
+): Promise<RateResult> => {
+  const h = histogram()
+  const start = performance.now()
+  const measureFrom = start + warmupMs
+  const end = measureFrom + durationMs
+  const interval = 1000 / ratePerSecond
+  let count = 0
+  let errors = 0
+  const timeline: Array<number> = []
+  const pending: Array<Promise<void>> = []
+  const fire = (scheduled: number): void => {
+    const measured = scheduled >= measureFrom
+    pending.push(
+      once()
+        .catch(() => false)
+        .then((ok) => {
+          if (!measured) return
+          if (ok) {
+            count++
+            const second = Math.floor((scheduled - measureFrom) / 1000)
+            timeline[second] = (timeline[second] ?? 0) + 1
+            recordMs(h, performance.now() - scheduled)
+          } else errors++
+        }),
+    )
+  }
+  let cpuAtWindow: NodeJS.CpuUsage | undefined
+  let windowStarted = false
+  let next = 0
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const now = performance.now()
+      if (!windowStarted && now >= measureFrom) {
+        windowStarted = true
+        cpuAtWindow = process.cpuUsage()
+        signal("start")
+      }
+      for (let at = start + next * interval; at <= now && at < end; at = start + ++next * interval) fire(at)
+      if (start + next * interval >= end) {
+        signal("end")
+        resolve()
+        return
+      }
+      setTimeout(tick, Math.max(0, start + next * interval - performance.now()))
+    }
+    tick()
+  })
+  const cpu = process.cpuUsage(cpuAtWindow)
+  await Promise.all(pending)
+  const seconds = durationMs / 1000
+  return {
+    kind,
+    count,
+    seconds,
+    perSecond: count / seconds,
+    p50Ms: percentileMs(h, 50),
+    p99Ms: percentileMs(h, 99),
+    errors,
+    loadCpuPercent: ((cpu.user + cpu.system) / 1e6 / seconds) * 100,
+    timeline,
+  }
+}
+
 const small = async (target: Target, s: Extract<Scenario, { kind: "small" }>): Promise<RateResult> => {
   const p = pool(target, s.connections)
-  const result = await timedLoops("small", s.connections, s.warmupMs, s.durationMs, async () => {
+  const get = async (): Promise<boolean> => {
     const { statusCode, body } = await p.request({ path: SMALL_PATH, method: "GET" })
     const text = await body.text()
     return statusCode === 200 && text === SMALL_BODY
-  })
+  }
+  const result =
+    s.ratePerSecond === undefined
+      ? await timedLoops("small", s.connections, s.warmupMs, s.durationMs, get)
+      : await fixedRate("small", s.ratePerSecond, s.warmupMs, s.durationMs, get)
   await p.destroy()
   return result
 }
@@ -234,8 +316,12 @@ const transfer = async (
 
   const verified = (await download(true)) && (await upload(true))
   signal("start")
+  signal("start", "download")
   const down = await repeat(() => download(false), s.downloadBytes)
+  signal("end", "download")
+  signal("start", "upload")
   const up = await repeat(() => upload(false), s.uploadBytes)
+  signal("end", "upload")
   signal("end")
   const cpu = process.cpuUsage(cpuStart)
   const wallSeconds = (performance.now() - wallStart) / 1000

@@ -30,9 +30,14 @@ export type Target =
 
 export type Scenario =
   | {
-      /** Small GETs over keep-alive connections, `connections` of them busy at once. */
+      /**
+       * Small GETs over keep-alive connections: a closed loop, `connections` of them busy at once;
+       * or, with `ratePerSecond`, an open loop at that fixed rate over the `connections`, each
+       * latency counted from the request's scheduled time (queueing in the client included).
+       */
       readonly kind: "small"
       readonly connections: number
+      readonly ratePerSecond?: number
       readonly warmupMs: number
       readonly durationMs: number
     }
