@@ -25,6 +25,18 @@ export interface LineLog {
 export const FLUSH_MS = 200
 export const FLUSH_BYTES = 32 * 1024
 
+/** The time of a line, its text made once per millisecond: lines come in bursts. */
+let lastMs = -1
+let lastTime = ""
+const now = (): string => {
+  const ms = Date.now()
+  if (ms !== lastMs) {
+    lastMs = ms
+    lastTime = new Date(ms).toISOString()
+  }
+  return lastTime
+}
+
 const RANK: Record<LogLevelName, number> = { trace: 0, debug: 1, info: 2, warn: 3, error: 4 }
 
 /** A buffered line log in `format`, keeping lines at `minimum` and above, written by `out`. */
@@ -48,7 +60,7 @@ export const buffered = (
     enabled: (level) => RANK[level] >= floor,
     write: (level, message, fields) => {
       if (RANK[level] < floor) return
-      const line = lineFields(new Date(), level, message, fields)
+      const line = lineFields(now(), level, message, fields)
       pending += `${format === "json" ? safeJson(line) : logfmt(line)}\n`
       if (pending.length >= FLUSH_BYTES) flush()
       // Unref'd: a pending line never keeps the process alive; the exit hook writes it.

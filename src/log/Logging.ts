@@ -41,7 +41,12 @@ const fields = (
   cause: Cause.Cause<unknown>,
   annotations: Readonly<Record<string, unknown>>,
 ): Record<string, unknown> => {
-  const line = lineFields(date, logLevel.toLowerCase() as LogLevelName, text(message), annotations)
+  const line = lineFields(
+    date.toISOString(),
+    logLevel.toLowerCase() as LogLevelName,
+    text(message),
+    annotations,
+  )
   if (cause.reasons.length > 0) line.cause = Cause.pretty(cause)
   return line
 }

@@ -19,12 +19,12 @@ export const safeJson = (value: unknown): string => {
 
 /** The fields of one line, in the order both formats write them: time, level, msg, then the rest. */
 export const lineFields = (
-  date: Date,
+  time: string,
   level: LogLevelName,
   message: string,
   annotations: Readonly<Record<string, unknown>>,
 ): Record<string, unknown> => {
-  const line: Record<string, unknown> = { time: date.toISOString(), level, msg: message }
+  const line: Record<string, unknown> = { time, level, msg: message }
   for (const key in annotations) if (!(key in line)) line[key] = annotations[key]
   return line
 }

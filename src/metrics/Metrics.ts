@@ -2,10 +2,9 @@
  * The sidecar's metrics, with Effect's Metric, in the Prometheus text format
  * (effect/observability's exporter, see scrape.ts).
  *
- * The data plane updates them through plain functions (`Recorder`) that call `updateUnsafe` in the
- * sidecar's own context: no fiber per request, and each sidecar in a process (tests start several)
- * has its own registry. Measured on this machine, a counter and a histogram update cost 110 ns
- * this way against 280 ns with prom-client's labelled instruments.
+ * The data plane updates them through plain functions (`Recorder`) that increment plain cells,
+ * registered in the sidecar's own registry (each sidecar in a process, as tests start several,
+ * has its own): no fiber and no registry lookup per request.
  *
  * Nothing here knows the services whose state the scrape-time gauges show: scrape.ts reads them.
  */
@@ -21,9 +20,10 @@ export const requests = Metric.counter("coco_http_requests_total", {
   description: "HTTP requests answered, by route class and status code",
   incremental: true,
 })
+const BOUNDARIES = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 export const duration = Metric.histogram("coco_http_request_duration_seconds", {
   description: "Time from request to the end of the response, by route class",
-  boundaries: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  boundaries: BOUNDARIES,
 })
 export const bytes = Metric.counter("coco_proxy_bytes_total", {
   description: "Body bytes forwarded, by direction (in: client to app, out: app to client)",
@@ -51,46 +51,105 @@ export interface Recorder {
   readonly handshakeFailure: (reason: string) => void
 }
 
-/** A labelled series per label set, made once: label sets are few (routes, statuses, reasons). */
-const series = <I, S>(metric: Metric.Metric<I, S>, limit: number) => {
-  const made = new Map<string, Metric.Metric<I, S>>()
-  return (key: string, attributes: Metric.Metric.Attributes): Metric.Metric<I, S> => {
-    let tagged = made.get(key)
-    if (tagged === undefined) {
-      tagged = Metric.withAttributes(metric, attributes)
-      if (made.size < limit) made.set(key, tagged)
+const ignore = () => {}
+
+/**
+ * A series whose value the data plane keeps in a plain cell, read by the exporter through
+ * `registerUnsafe`: an update is a property increment, with no key to compute and no registry to
+ * look up (Metric.update's way costs about 1.5 us per request on the sidecar's path).
+ */
+const register = <S>(metric: Metric.Metric<number, S>, context: Context.Context<never>, get: () => S) =>
+  Metric.registerUnsafe(metric, context, { get, update: ignore, modify: ignore })
+
+interface CounterCell {
+  count: number
+}
+const counterCell = (
+  metric: Metric.Metric<number, Metric.CounterState<number>>,
+  context: Context.Context<never>,
+): CounterCell => {
+  const cell = { count: 0 }
+  register(metric, context, () => ({ count: cell.count, incremental: true }))
+  return cell
+}
+
+/** Effect's histogram state (cumulative buckets), kept by plain code. */
+const histogramCell = (
+  metric: Metric.Metric<number, Metric.HistogramState>,
+  boundaries: ReadonlyArray<number>,
+  context: Context.Context<never>,
+) => {
+  const counts = new Float64Array(boundaries.length + 1)
+  let count = 0
+  let sum = 0
+  let min = Number.MAX_VALUE
+  let max = -Number.MAX_VALUE
+  register(metric, context, () => {
+    let cumulated = 0
+    const buckets: Array<[number, number]> = []
+    for (let i = 0; i < boundaries.length; i++) {
+      cumulated += counts[i] ?? 0
+      buckets.push([boundaries[i] as number, cumulated])
     }
-    return tagged
+    return { buckets, count, min, max, sum }
+  })
+  return (value: number) => {
+    let i = 0
+    while (i < boundaries.length && value > (boundaries[i] as number)) i++
+    counts[i] = (counts[i] ?? 0) + 1
+    count++
+    sum += value
+    if (value < min) min = value
+    if (value > max) max = value
   }
 }
 
+const ROUTES: ReadonlyArray<RouteClass> = ["sidecar", "app", "denied"]
+
 export const makeRecorder = (context: Context.Context<never>): Recorder => {
-  const byStatus = series(requests, 1024)
-  const byRoute = series(duration, 8)
-  const byDirection = series(bytes, 2)
-  const byReason = series(handshakeFailures, 256)
-  const bytesIn = byDirection("in", { direction: "in" })
-  const bytesOut = byDirection("out", { direction: "out" })
-  let open = 0
-  // Families show from the start, at 0, as scrapers and alert rules expect.
-  connections.updateUnsafe(0, context)
-  bytesIn.updateUnsafe(0, context)
-  bytesOut.updateUnsafe(0, context)
-  for (const reason of ["handshake_evicted", "max_connections", "resumed_certificate_invalid"]) {
-    byReason(reason, { reason }).updateUnsafe(0, context)
+  // Per route, a cell per status code (0: no answer sent), made at the first use of each.
+  const byStatus = new Map<RouteClass, Array<CounterCell | undefined>>(ROUTES.map((route) => [route, []]))
+  const observe = new Map(
+    ROUTES.map((route) => [
+      route,
+      histogramCell(Metric.withAttributes(duration, { route }), BOUNDARIES, context),
+    ]),
+  )
+  const bytesIn = counterCell(Metric.withAttributes(bytes, { direction: "in" }), context)
+  const bytesOut = counterCell(Metric.withAttributes(bytes, { direction: "out" }), context)
+  const reasons = new Map<string, CounterCell>()
+  const failure = (reason: string) => {
+    let cell = reasons.get(reason)
+    if (cell === undefined) {
+      cell = counterCell(Metric.withAttributes(handshakeFailures, { reason }), context)
+      reasons.set(reason, cell)
+    }
+    cell.count++
   }
+  // These show from the start, at 0, as scrapers and alert rules expect.
+  for (const reason of ["handshake_evicted", "max_connections", "resumed_certificate_invalid"]) {
+    reasons.set(reason, counterCell(Metric.withAttributes(handshakeFailures, { reason }), context))
+  }
+  let open = 0
+  register(connections, context, () => ({ value: open }))
   return {
     request: (route, status, seconds) => {
-      byStatus(`${route} ${status}`, { route, status: String(status) }).updateUnsafe(1, context)
-      byRoute(route, { route }).updateUnsafe(seconds, context)
+      const cells = byStatus.get(route) as Array<CounterCell | undefined>
+      let cell = cells[status]
+      if (cell === undefined) {
+        cell = counterCell(Metric.withAttributes(requests, { route, status: String(status) }), context)
+        cells[status] = cell
+      }
+      cell.count++
+      observe.get(route)?.(seconds)
     },
     bytes: (into, out) => {
-      bytesIn.updateUnsafe(into, context)
-      bytesOut.updateUnsafe(out, context)
+      bytesIn.count += into
+      bytesOut.count += out
     },
-    connectionOpened: () => connections.updateUnsafe(++open, context),
-    connectionClosed: () => connections.updateUnsafe(--open, context),
-    handshakeFailure: (reason) => byReason(reason, { reason }).updateUnsafe(1, context),
+    connectionOpened: () => void open++,
+    connectionClosed: () => void open--,
+    handshakeFailure: failure,
   }
 }
 

@@ -35,7 +35,7 @@ import { LineLog } from "../log/LineLog.ts"
 import { errorBody, SECURITY_HEADERS } from "../server/responses.ts"
 import { pathOf } from "../server/SidecarPaths.ts"
 import { connectWithSmallReads, countRead } from "./buffering.ts"
-import { clientResponseHeaders, forwardedHeaders } from "./headers.ts"
+import { clientResponseHeaders, forwardedHeaders, hasBody } from "./headers.ts"
 
 // As CommonJS: importing node:http as an ES module loads undici for nothing.
 const http: typeof Http = createRequire(import.meta.url)("node:http")
@@ -293,11 +293,12 @@ export const make = Effect.fnUntraced(function* (
       // final answer is 200-999 (1xx are interim: Node's client consumes 100 and 102-199 itself).
       if (status < 200 || status > 999) throw new BadAppResponse(`status ${status}`)
       // A drain has already asked for `connection: close`.
+      const { headers } = answer
       clientResponseHeaders(
-        answer.headers,
+        headers,
         response.getHeader("connection") === "close" || !response.shouldKeepAlive,
       )
-      response.writeHead(status, answer.statusMessage, answer.headers)
+      response.writeHead(status, answer.statusMessage, headers)
       exchange.answer = answer
       answer[FLIGHT] = flight
       answer.on("data", countOut)
@@ -369,9 +370,7 @@ export const make = Effect.fnUntraced(function* (
     upstream.on("close", onUpstreamClose)
     // Node's server listens for no 'error' on a response; a write after its end would emit one unheard.
     response.on("error", ignore)
-    // RFC 9112 §6.3: without Content-Length or Transfer-Encoding, a request has no body.
-    const headers = request.headers
-    if (headers["content-length"] === undefined && headers["transfer-encoding"] === undefined) {
+    if (!hasBody(request.rawHeaders)) {
       upstream.end()
     } else {
       ;(request as IncomingMessage & { [FLIGHT]?: Flight })[FLIGHT] = flight

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest"
 import { CLIENT_CERT, XFCC } from "../../src/gateway/identityHeaders.ts"
-import { type Forwarding, forwardedHeaders } from "../../src/proxy/headers.ts"
+import { clientResponseHeaders, type Forwarding, forwardedHeaders, hasBody } from "../../src/proxy/headers.ts"
 
 const CLIENT = "203.0.113.7"
 const PORT = 8443
@@ -370,5 +370,45 @@ describe("forwardedHeaders", () => {
       const out = forward(["Host", "app", "__proto__", "v"])
       expect(Object.getOwnPropertyDescriptor(out, "__proto__")?.value).toBe("v")
     })
+  })
+})
+
+describe("clientResponseHeaders", () => {
+  it("keeps the app's end-to-end headers", () => {
+    const headers = { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"], "x-odd": "v" }
+    clientResponseHeaders(headers, false)
+    expect(headers).toEqual({
+      "content-type": "text/plain",
+      "set-cookie": ["a=1", "b=2"],
+      "x-odd": "v",
+      connection: "keep-alive",
+    })
+  })
+
+  it("drops the app's hop-by-hop headers and those its Connection names", () => {
+    const headers: Record<string, string> = {
+      connection: "keep-alive, X-Private , close",
+      "keep-alive": "timeout=5",
+      "transfer-encoding": "chunked",
+      trailer: "x",
+      upgrade: "h2c",
+      "proxy-connection": "x",
+      "x-private": "secret",
+      etag: '"1"',
+    }
+    clientResponseHeaders(headers, true)
+    expect(headers).toEqual({ etag: '"1"', connection: "close" })
+  })
+})
+
+describe("hasBody", () => {
+  it.each<[ReadonlyArray<string>, boolean]>([
+    [["Host", "a"], false],
+    [["Content-Length", "0"], true],
+    [["content-length", "12"], true],
+    [["Transfer-Encoding", "chunked"], true],
+    [["X-Content-Length", "1", "Content-Lengthy", "2"], false],
+  ])("%j: %s", (raw, expected) => {
+    expect(hasBody(raw)).toBe(expected)
   })
 })
