@@ -133,7 +133,7 @@ export const install = (server: Server, options: DispatchOptions): (() => void) 
     const url = request.url ?? ""
     const owned = !forwarding || paths.owns(url)
     const route = peer.denied !== undefined ? "denied" : owned ? "sidecar" : "app"
-    const exchange = new Exchange.Exchange(peer, route, request.method ?? "", url, performance.now())
+    const exchange = new Exchange.Exchange(request, response, peer, route)
     Exchange.attach(response, exchange)
     // A denied client is answered 403 at once, not invited to send its body.
     if (peer.denied !== undefined) return refuse(request, response, 403, peer.denied)

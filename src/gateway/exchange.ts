@@ -12,22 +12,28 @@ export class Exchange {
   /** Body bytes from the client to the app, and from the app to the client. */
   bytesIn = 0
   bytesOut = 0
-  /** The request to the app, once sent; its answer, once it started. */
+  /** The request to the app, once sent; its answer, once it started; the app's deadline to answer. */
   upstream: ClientRequest | undefined = undefined
   answer: IncomingMessage | undefined = undefined
+  timer: ReturnType<typeof setTimeout> | undefined = undefined
 
+  readonly request: IncomingMessage
+  readonly response: ServerResponse
   readonly peer: Peer
   readonly route: RouteClass
+  /** As received (dispatch may rewrite a HEAD for the sidecar's app). */
   readonly method: string
   readonly url: string
   readonly started: number
 
-  constructor(peer: Peer, route: RouteClass, method: string, url: string, started: number) {
+  constructor(request: IncomingMessage, response: ServerResponse, peer: Peer, route: RouteClass) {
+    this.request = request
+    this.response = response
     this.peer = peer
     this.route = route
-    this.method = method
-    this.url = url
-    this.started = started
+    this.method = request.method ?? ""
+    this.url = request.url ?? ""
+    this.started = performance.now()
   }
 }
 

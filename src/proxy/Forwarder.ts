@@ -137,14 +137,6 @@ class BadAppResponse extends Error {
   readonly code = "EBAD_APP_RESPONSE"
 }
 
-/** What an upstream request carries back to its exchange: Node's objects, no closure. */
-interface Flight {
-  readonly request: IncomingMessage
-  readonly response: ServerResponse
-  readonly exchange: Exchange
-  timer: ReturnType<typeof setTimeout> | undefined
-}
-
 /** A WebSocket handshake on its way to the app. */
 interface Handshake {
   readonly request: IncomingMessage
@@ -155,10 +147,11 @@ interface Handshake {
   timer: ReturnType<typeof setTimeout> | undefined
 }
 
-const FLIGHT: unique symbol = Symbol("coco-secure-access/flight")
+// The exchange on Node's objects of the upstream side: the shared handlers below find it there.
+const EXCHANGE: unique symbol = Symbol("coco-secure-access/exchange")
 const HANDSHAKE: unique symbol = Symbol("coco-secure-access/handshake")
-type Upstream = ClientRequest & { [FLIGHT]?: Flight; [HANDSHAKE]?: Handshake }
-type Answer = IncomingMessage & { [FLIGHT]?: Flight }
+type Upstream = ClientRequest & { [EXCHANGE]?: Exchange; [HANDSHAKE]?: Handshake }
+type Carrier = IncomingMessage & { [EXCHANGE]?: Exchange }
 
 /** An HTTP/1.1 head written by hand only from values Node's parser has already checked. */
 const head = (
@@ -246,8 +239,8 @@ export const make = Effect.fnUntraced(function* (
     })
 
   /** Answers the client for a failed exchange: 502/504 if nothing was sent yet, else its connection ends. */
-  const fail = (error: NodeJS.ErrnoException, flight: Flight) => {
-    const { request, response } = flight
+  const fail = (error: NodeJS.ErrnoException, exchange: Exchange) => {
+    const { request, response } = exchange
     warnUnreachable(error, request)
     if (response.headersSent || response.destroyed || response.writableEnded) return void response.destroy()
     const [status, title, detail] = unreachable(error)
@@ -260,33 +253,33 @@ export const make = Effect.fnUntraced(function* (
     response.end(body)
   }
 
-  // The functions below are shared by every exchange: `this` is Node's object, the flight is on it.
+  // The functions below are shared by every exchange: `this` is Node's object, the exchange is on it.
 
   function onResponseTimeout(upstream: Upstream) {
     upstream.destroy(new ResponseTimeout(`no response within ${Duration.format(responseTimeout)}`))
   }
 
-  function countIn(this: IncomingMessage & { [FLIGHT]?: Flight }, chunk: Buffer) {
-    const flight = this[FLIGHT]
-    if (flight !== undefined) flight.exchange.bytesIn += chunk.length
+  function countIn(this: Carrier, chunk: Buffer) {
+    const exchange = this[EXCHANGE]
+    if (exchange !== undefined) exchange.bytesIn += chunk.length
     countRead(chunk.length)
   }
 
-  function countOut(this: Answer, chunk: Buffer) {
-    const flight = this[FLIGHT]
-    if (flight !== undefined) flight.exchange.bytesOut += chunk.length
+  function countOut(this: Carrier, chunk: Buffer) {
+    const exchange = this[EXCHANGE]
+    if (exchange !== undefined) exchange.bytesOut += chunk.length
   }
 
   /** The app reset mid-response: end the client's connection too, so it sees a truncated reply. */
-  function onAnswerClose(this: Answer) {
-    if (!this.complete) this[FLIGHT]?.response.destroy()
+  function onAnswerClose(this: Carrier) {
+    if (!this.complete) this[EXCHANGE]?.response.destroy()
   }
 
-  function onAnswer(this: Upstream, answer: Answer) {
-    const flight = this[FLIGHT]
-    if (flight === undefined) return void answer.destroy()
-    clearTimeout(flight.timer)
-    const { response, exchange } = flight
+  function onAnswer(this: Upstream, answer: Carrier) {
+    const exchange = this[EXCHANGE]
+    if (exchange === undefined) return void answer.destroy()
+    clearTimeout(exchange.timer)
+    const { response } = exchange
     try {
       const status = answer.statusCode ?? 0
       // Node's client takes any three digits, and hands a 101 without Upgrade over as an answer; a
@@ -300,34 +293,34 @@ export const make = Effect.fnUntraced(function* (
       )
       response.writeHead(status, answer.statusMessage, headers)
       exchange.answer = answer
-      answer[FLIGHT] = flight
+      answer[EXCHANGE] = exchange
       answer.on("data", countOut)
       answer.on("close", onAnswerClose)
       answer.pipe(response)
     } catch (error) {
       answer.destroy()
-      fail(error instanceof BadAppResponse ? error : new BadAppResponse(String(error)), flight)
+      fail(error instanceof BadAppResponse ? error : new BadAppResponse(String(error)), exchange)
     }
   }
 
   function onUpstreamError(this: Upstream, error: NodeJS.ErrnoException) {
-    const flight = this[FLIGHT]
-    if (flight === undefined) return
-    clearTimeout(flight.timer)
+    const exchange = this[EXCHANGE]
+    if (exchange === undefined) return
+    clearTimeout(exchange.timer)
     // The client went away first (the gateway then destroys this request): nothing to answer.
-    if (flight.response.destroyed) return
-    fail(error, flight)
+    if (exchange.response.destroyed) return
+    fail(error, exchange)
   }
 
   // Closed without an answer and without an error, the client must not hang: so it is with a 101 to
   // a request that asked for no upgrade (Node's client destroys the socket the app switched).
   function onUpstreamClose(this: Upstream) {
-    const flight = this[FLIGHT]
-    if (flight === undefined) return
-    clearTimeout(flight.timer)
-    const { response } = flight
+    const exchange = this[EXCHANGE]
+    if (exchange === undefined) return
+    clearTimeout(exchange.timer)
+    const { response } = exchange
     if (!response.headersSent && !response.destroyed && !response.writableEnded) {
-      fail(new BadAppResponse("the application closed or switched protocols without an answer"), flight)
+      fail(new BadAppResponse("the application closed or switched protocols without an answer"), exchange)
     }
   }
 
@@ -361,10 +354,9 @@ export const make = Effect.fnUntraced(function* (
       headers: upstreamHeaders(request, exchange.peer, false),
       agent,
     })
-    const flight: Flight = { request, response, exchange, timer: undefined }
-    upstream[FLIGHT] = flight
+    upstream[EXCHANGE] = exchange
     exchange.upstream = upstream
-    flight.timer = setTimeout(onResponseTimeout, responseTimeoutMs, upstream)
+    exchange.timer = setTimeout(onResponseTimeout, responseTimeoutMs, upstream)
     upstream.on("response", onAnswer)
     upstream.on("error", onUpstreamError)
     upstream.on("close", onUpstreamClose)
@@ -373,7 +365,7 @@ export const make = Effect.fnUntraced(function* (
     if (!hasBody(request.rawHeaders)) {
       upstream.end()
     } else {
-      ;(request as IncomingMessage & { [FLIGHT]?: Flight })[FLIGHT] = flight
+      ;(request as Carrier)[EXCHANGE] = exchange
       request.on("data", countIn)
       request.pipe(upstream)
     }

@@ -75,9 +75,12 @@ export const forwardedHeaders = (
   rawHeaders: ReadonlyArray<string>,
   forwarding: Forwarding,
 ): IncomingHttpHeaders => {
-  const connectionTokens = new Set<string>()
+  // Most requests carry no Connection header, or one without extra names: no set to build then.
+  let connectionTokens: Set<string> | undefined
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    if (canonical(rawHeaders[i] ?? "") === "connection") {
+    const raw = rawHeaders[i] as string
+    if (raw.length === 10 && raw.toLowerCase() === "connection") {
+      connectionTokens ??= new Set()
       for (const token of (rawHeaders[i + 1] ?? "").split(",")) connectionTokens.add(canonical(token.trim()))
     }
   }
@@ -85,10 +88,10 @@ export const forwardedHeaders = (
   const out: Record<string, string | Array<string>> = Object.create(null)
   let host: string | undefined
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const raw = rawHeaders[i] ?? ""
+    const raw = rawHeaders[i] as string
     const value = rawHeaders[i + 1] ?? ""
     const name = raw.toLowerCase()
-    const folded = canonical(raw)
+    const folded = name.includes("_") ? name.replaceAll("_", "-") : name
     // Host is kept before `Connection:` tokens are honoured: a client cannot make the sidecar drop it.
     // The first one: a request with two is refused before it gets here.
     if (name === "host") {
@@ -98,7 +101,7 @@ export const forwardedHeaders = (
       }
       continue
     }
-    if (HOP_BY_HOP.has(folded) || isIdentityHeader(folded) || connectionTokens.has(folded)) continue
+    if (HOP_BY_HOP.has(folded) || isIdentityHeader(folded) || connectionTokens?.has(folded)) continue
     // The sidecar answers `Expect: 100-continue` itself; forwarding it would make the app wait again.
     if (folded === "expect") continue
     const existing = out[name]

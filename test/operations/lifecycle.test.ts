@@ -133,6 +133,35 @@ describe("drain on SIGTERM", () => {
     expect(code).toBe(0)
   }, 30_000)
 
+  it("writes every access-log line before it exits: the buffered log loses nothing at SIGTERM", async () => {
+    const backend = await startBackend()
+    cleanup.push(() => backend.close())
+    const { running, url } = await launch({ backend })
+    await running.waitFor("listening")
+    const agent = new https.Agent({ keepAlive: true, cert: pki.client.certPem, key: pki.client.keyPem, ca: pki.ca.certPem })
+    const count = 50
+    for (let i = 0; i < count; i++) {
+      await new Promise<void>((resolve, reject) =>
+        https
+          .get(`${url}/lines/${i}`, { agent }, (response) => {
+            response.resume()
+            response.on("end", () => resolve())
+          })
+          .on("error", reject),
+      )
+    }
+    agent.destroy()
+    // At once: the lines are still in the buffer (it is written every 200 ms).
+    running.child.kill("SIGTERM")
+    const { code } = await running.exit
+    expect(code).toBe(0)
+    // 'exit' may come before the last of stdout has been read here.
+    const proxied = () => running.lines.filter((l) => l.msg === "proxied").map((l) => l.path)
+    await until(async () => proxied().length >= count, 2000)
+    const paths = proxied()
+    expect(paths).toEqual(Array.from({ length: count }, (_, i) => `/lines/${i}`))
+  }, 15_000)
+
   it("exits at once on a second signal", async () => {
     const backend = await startBackend()
     cleanup.push(() => backend.close())
