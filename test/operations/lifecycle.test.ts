@@ -138,7 +138,12 @@ describe("drain on SIGTERM", () => {
     cleanup.push(() => backend.close())
     const { running, url } = await launch({ backend })
     await running.waitFor("listening")
-    const agent = new https.Agent({ keepAlive: true, cert: pki.client.certPem, key: pki.client.keyPem, ca: pki.ca.certPem })
+    const agent = new https.Agent({
+      keepAlive: true,
+      cert: pki.client.certPem,
+      key: pki.client.keyPem,
+      ca: pki.ca.certPem,
+    })
     const count = 50
     for (let i = 0; i < count; i++) {
       await new Promise<void>((resolve, reject) =>

@@ -5,7 +5,7 @@ import { clientResponseHeaders, type Forwarding, forwardedHeaders, hasBody } fro
 const CLIENT = "203.0.113.7"
 const PORT = 8443
 
-const forward = (rawHeaders: ReadonlyArray<string>, overrides: Partial<Forwarding> = {}) =>
+const raw = (rawHeaders: ReadonlyArray<string>, overrides: Partial<Forwarding> = {}) =>
   forwardedHeaders(rawHeaders, {
     clientAddress: CLIENT,
     port: PORT,
@@ -13,6 +13,20 @@ const forward = (rawHeaders: ReadonlyArray<string>, overrides: Partial<Forwardin
     upgrade: false,
     ...overrides,
   })
+
+/** The raw list as Node's client would see it as an object: lower-case names, repeats as arrays. */
+const forward = (rawHeaders: ReadonlyArray<string>, overrides: Partial<Forwarding> = {}) => {
+  const list = raw(rawHeaders, overrides)
+  const headers: Record<string, string | Array<string>> = Object.create(null)
+  for (let i = 0; i < list.length; i += 2) {
+    const name = (list[i] as string).toLowerCase()
+    const value = list[i + 1] as string
+    const existing = headers[name]
+    headers[name] =
+      existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [existing, value]
+  }
+  return headers
+}
 
 /** Every value the application receives, flattened, to check a client-sent value went nowhere. */
 const allValues = (headers: Record<string, string | ReadonlyArray<string> | undefined>): Array<string> =>
@@ -28,6 +42,29 @@ const sidecarHeaders = (host: string | undefined) => ({
 })
 
 describe("forwardedHeaders", () => {
+  it("is a raw list: the client's spelling and order kept, each occurrence its own line, the sidecar's last", () => {
+    expect(raw(["Host", "a.example", "X-Trace", "1", "accept", "*/*", "X-Trace", "2"])).toEqual([
+      "Host",
+      "a.example",
+      "X-Trace",
+      "1",
+      "accept",
+      "*/*",
+      "X-Trace",
+      "2",
+      "x-forwarded-for",
+      CLIENT,
+      "x-forwarded-proto",
+      "https",
+      "x-forwarded-port",
+      String(PORT),
+      "x-forwarded-host",
+      "a.example",
+      "x-real-ip",
+      CLIENT,
+    ])
+  })
+
   it("passes the client's ordinary headers and adds exactly the sidecar's own", () => {
     const out = forward([
       "Host",

@@ -134,8 +134,14 @@ describe("the sidecar's modules", () => {
   it("the cycle check finds a cycle", () => {
     const fake: Metafile = {
       inputs: {
-        "src/a.ts": { bytes: 1, imports: [{ path: "src/b.ts", kind: "import-statement", original: "./b.ts" }] },
-        "src/b.ts": { bytes: 1, imports: [{ path: "src/a.ts", kind: "import-statement", original: "./a.ts" }] },
+        "src/a.ts": {
+          bytes: 1,
+          imports: [{ path: "src/b.ts", kind: "import-statement", original: "./b.ts" }],
+        },
+        "src/b.ts": {
+          bytes: 1,
+          imports: [{ path: "src/a.ts", kind: "import-statement", original: "./a.ts" }],
+        },
       },
       outputs: {},
     }
