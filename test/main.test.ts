@@ -3,6 +3,7 @@
  * through kubectl-coco's environment contract, against the mock CDH server.
  */
 import { readFileSync } from "node:fs"
+import * as net from "node:net"
 import * as tls from "node:tls"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
 import { type MockCdhServer, startMockCdh } from "../src/dev/cdh/MockCdhServer.ts"
@@ -166,6 +167,21 @@ describe("dist/main.js", () => {
     const error = running.lines.find((l) => l.level === "error")
     expect(error?.error).toBe("ResourceUnavailable")
     expect(error?.msg).toContain(URIS.TLS_KEY_URI)
+    expect(running.lines.some((l) => l.msg === "listening")).toBe(false)
+  })
+
+  it("exits 1 naming the address when HTTPS_PORT is taken", async () => {
+    const taken = net.createServer()
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve))
+    cleanup.push(() => new Promise((resolve) => taken.close(resolve)))
+    const port = (taken.address() as net.AddressInfo).port
+    const cdh = await mock(resourcesFor(pki))
+    const running = main({ ...(await contract(cdh)), HTTPS_PORT: String(port) })
+    const { code } = await running.exit
+    expect(code).toBe(1)
+    const error = running.lines.find((l) => l.level === "error")
+    expect(error?.error).toBe("ListenError")
+    expect(error?.msg).toBe(`cannot listen on 127.0.0.1:${port}: EADDRINUSE`)
     expect(running.lines.some((l) => l.msg === "listening")).toBe(false)
   })
 

@@ -24,6 +24,7 @@ import { TlsMaterial } from "../tls/TlsMaterial.ts"
 import * as Dispatch from "./dispatch.ts"
 import * as Drain from "./drain.ts"
 import { ListenError } from "./errors.ts"
+import { listen } from "./listen.ts"
 import * as Listener from "./listener.ts"
 
 export class Gateway extends Context.Service<
@@ -98,18 +99,8 @@ export class Gateway extends Context.Service<
         ),
       )
 
-      yield* Effect.callback<void, ListenError>((resume) => {
-        const onError = (cause: NodeJS.ErrnoException) =>
-          resume(Effect.fail(new ListenError({ port: config.httpsPort, host: config.httpsHost, cause })))
-        server.once("error", onError)
-        server.listen(
-          { port: config.httpsPort, ...(config.httpsHost === undefined ? {} : { host: config.httpsHost }) },
-          () => {
-            server.off("error", onError)
-            resume(Effect.void)
-          },
-        )
-      })
+      const bind = { port: config.httpsPort, host: config.httpsHost }
+      yield* listen(server, bind, (cause) => new ListenError({ ...bind, cause }))
       const address = server.address() as AddressInfo
       const host = address.family === "IPv6" ? `[${address.address}]` : address.address
 

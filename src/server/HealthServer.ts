@@ -25,6 +25,8 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import { listen } from "../gateway/listen.ts"
+import { pathOf } from "./SidecarPaths.ts"
 
 // As CommonJS: importing node:http as an ES module evaluates its lazy WebSocket
 // exports, which loads undici and costs ~15 MiB of memory for nothing.
@@ -105,35 +107,6 @@ const send = (
   else response.end(body)
 }
 
-const pathOf = (url: string | undefined): string => {
-  const raw = url ?? ""
-  const query = raw.indexOf("?")
-  return query === -1 ? raw : raw.slice(0, query)
-}
-
-const listen = (server: Http.Server, options: HealthOptions) =>
-  Effect.callback<void, HealthListenError>((resume) => {
-    const onError = (cause: Error & { code?: string }) =>
-      resume(
-        Effect.fail(
-          new HealthListenError({
-            port: options.port,
-            host: options.host,
-            reason: cause.code ?? cause.message,
-            cause,
-          }),
-        ),
-      )
-    server.once("error", onError)
-    server.listen(
-      { port: options.port, ...(options.host === undefined ? {} : { host: options.host }) },
-      () => {
-        server.off("error", onError)
-        resume(Effect.void)
-      },
-    )
-  })
-
 const close = (server: Http.Server) =>
   Effect.callback<void>((resume) => {
     if (!server.listening) {
@@ -174,7 +147,7 @@ export const make = (
       // Bodies are ignored, but read, so that the connection can be reused.
       request.resume()
       const method = request.method ?? ""
-      const path = pathOf(request.url)
+      const path = pathOf(request.url ?? "")
       if (path !== LIVENESS_PATH && path !== READINESS_PATH) return send(request, response, 404, "not found")
       if (method !== "GET" && method !== "HEAD") {
         return send(request, response, 405, "method not allowed", { allow: ALLOW })
@@ -197,7 +170,18 @@ export const make = (
     }
     server.on("request", onRequest)
 
-    yield* Effect.acquireRelease(listen(server, options), () => close(server))
+    const bind = listen(
+      server,
+      options,
+      (cause) =>
+        new HealthListenError({
+          port: options.port,
+          host: options.host,
+          reason: cause.code ?? cause.message,
+          cause,
+        }),
+    )
+    yield* Effect.acquireRelease(bind, () => close(server))
     // After listening, an error must not crash the process; there is no one else to tell.
     server.on("error", (cause) => {
       run(Effect.logWarning("health listener error", cause))
