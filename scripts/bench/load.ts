@@ -77,6 +77,30 @@ const histogram = (): RecordableHistogram => createHistogram({ lowest: 1, highes
 const recordMs = (h: RecordableHistogram, ms: number): void => h.record(Math.max(1, Math.round(ms * 1e6)))
 const percentileMs = (h: RecordableHistogram, p: number): number => (h.count > 0 ? h.percentile(p) / 1e6 : 0)
 
+/** A rate scenario's result over its measured window of `durationMs`. */
+const rateResult = (
+  kind: RateResult["kind"],
+  count: number,
+  durationMs: number,
+  h: RecordableHistogram,
+  errors: number,
+  cpu: NodeJS.CpuUsage,
+  timeline: RateResult["timeline"],
+): RateResult => {
+  const seconds = durationMs / 1000
+  return {
+    kind,
+    count,
+    seconds,
+    perSecond: count / seconds,
+    p50Ms: percentileMs(h, 50),
+    p99Ms: percentileMs(h, 99),
+    errors,
+    loadCpuPercent: ((cpu.user + cpu.system) / 1e6 / seconds) * 100,
+    timeline,
+  }
+}
+
 /**
  * Runs `workers` loops of `once` until warm-up + duration have passed; counts and times the
  * operations that started after the warm-up and ended within the window.
@@ -132,18 +156,7 @@ const timedLoops = async (
   clearTimeout(endTimer)
   finish()
   const cpu = process.cpuUsage(cpuAtWindow)
-  const seconds = durationMs / 1000
-  return {
-    kind,
-    count,
-    seconds,
-    perSecond: count / seconds,
-    p50Ms: percentileMs(h, 50),
-    p99Ms: percentileMs(h, 99),
-    errors,
-    loadCpuPercent: ((cpu.user + cpu.system) / 1e6 / seconds) * 100,
-    timeline,
-  }
+  return rateResult(kind, count, durationMs, h, errors, cpu, timeline)
 }
 
 /**
@@ -207,18 +220,7 @@ const fixedRate = async (
   })
   const cpu = process.cpuUsage(cpuAtWindow)
   await Promise.all(pending)
-  const seconds = durationMs / 1000
-  return {
-    kind,
-    count,
-    seconds,
-    perSecond: count / seconds,
-    p50Ms: percentileMs(h, 50),
-    p99Ms: percentileMs(h, 99),
-    errors,
-    loadCpuPercent: ((cpu.user + cpu.system) / 1e6 / seconds) * 100,
-    timeline,
-  }
+  return rateResult(kind, count, durationMs, h, errors, cpu, timeline)
 }
 
 const small = async (target: Target, s: Extract<Scenario, { kind: "small" }>): Promise<RateResult> => {
