@@ -5,7 +5,10 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { Appraisal } from "./attestation/Appraisal.ts"
 import { AttestationReporter } from "./attestation/AttestationReporter.ts"
+import { Evidence } from "./attestation/Evidence.ts"
+import { AttestationAgent } from "./cdh/AttestationAgent.ts"
 import type { ResourceClient, ResourceUnavailable } from "./cdh/ResourceClient.ts"
 import {
   SidecarConfig as Config,
@@ -54,6 +57,8 @@ const logListening = (onListening: (url: string) => Effect.Effect<void>) =>
   )
 
 export interface Options {
+  /** The CDH's attestation agent (`/aa/*`); none by default (a resource-only CDH). */
+  readonly agent?: Layer.Layer<AttestationAgent>
   /** Runs once the listener accepts connections, e.g. to print how to reach it. */
   readonly onListening?: (url: string) => Effect.Effect<void>
   /** The environment the status reports (filtered); the process's by default. */
@@ -77,7 +82,13 @@ export const layer = <E>(
     Layer.provide(logStart),
   )
   // The control plane: every service the sidecar's own app and the gateway read.
-  const control = SidecarApp.layer.pipe(Layer.provideMerge(Forwarder.layer), Layer.provideMerge(core))
+  const attestation = Layer.mergeAll(Evidence.layer, Appraisal.layer).pipe(
+    Layer.provide(options.agent ?? AttestationAgent.layerOff),
+  )
+  const control = SidecarApp.layer.pipe(
+    Layer.provideMerge(Layer.mergeAll(Forwarder.layer, attestation)),
+    Layer.provideMerge(core),
+  )
   // Up before anything slow, so that kubelet sees "alive, not ready" while the CDH is awaited.
   const health = Layer.unwrap(
     Effect.gen(function* () {

@@ -10,14 +10,17 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import type { AttestationAgent } from "./cdh/AttestationAgent.ts"
 import type { ResourceClient } from "./cdh/ResourceClient.ts"
 import { decode, type Env, type Settings, SidecarConfig } from "./config/SidecarConfig.ts"
 import * as Logging from "./log/Logging.ts"
 import * as Sidecar from "./Sidecar.ts"
 
-export interface EntryOptions<E> extends Sidecar.Options {
+export interface EntryOptions<E> extends Omit<Sidecar.Options, "agent"> {
   readonly env: Env
   readonly resourceClient: (settings: Settings) => Layer.Layer<ResourceClient, E>
+  /** The CDH's attestation agent; none when absent. */
+  readonly agent?: (settings: Settings) => Layer.Layer<AttestationAgent>
 }
 
 const report = (error: Sidecar.StartupError) =>
@@ -28,9 +31,11 @@ const report = (error: Sidecar.StartupError) =>
 export const program = <E extends Sidecar.StartupError>(options: EntryOptions<E>) =>
   Effect.gen(function* () {
     const settings = yield* Effect.fromResult(decode(options.env))
+    const { agent, ...rest } = options
     const sidecar = Sidecar.layer(options.resourceClient(settings), {
-      ...options,
+      ...rest,
       environment: options.environment ?? options.env,
+      ...(agent === undefined ? {} : { agent: agent(settings) }),
     })
     return yield* Layer.launch(sidecar).pipe(
       Effect.provide(SidecarConfig.layerFrom(settings)),

@@ -4,6 +4,7 @@
  * Every problem is reported with the variable and the offending value, all at
  * once, before anything else starts.
  */
+import type { KeyObject } from "node:crypto"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -77,6 +78,14 @@ export interface Settings {
   readonly tlsRefreshInterval: Duration.Duration
   /** How often the attestation-status resource is checked again after the first check. */
   readonly attestationInterval: Duration.Duration
+  /**
+   * The KBS's EAR token (CDH attestation feature): fetched this often, each time a full
+   * attestation; its signature checked against `pinnedKey` when set (ATTESTATION_TOKEN_KEY).
+   */
+  readonly attestationToken: {
+    readonly interval: Duration.Duration
+    readonly pinnedKey: KeyObject | undefined
+  }
   /** How often an open dashboard refreshes its live parts from the API. */
   readonly dashboardRefresh: Duration.Duration
   /** Extra environment variable names (or PREFIX_* globs) whose values the status may show. */
@@ -117,6 +126,7 @@ export const DEFAULTS = {
   SHUTDOWN_GRACE_PERIOD: "20s",
   ATTESTATION_CHECK_INTERVAL: "60s",
   TLS_REFRESH_INTERVAL: "5m",
+  ATTESTATION_TOKEN_INTERVAL: "10m",
   MAX_HEADER_SIZE: "16384",
   HEADERS_TIMEOUT: "20s",
   TLS_HANDSHAKE_TIMEOUT: "5s",
@@ -150,6 +160,8 @@ export const VARIABLES = [
   "CDH_RETRY_MAX",
   "SHUTDOWN_GRACE_PERIOD",
   "ATTESTATION_CHECK_INTERVAL",
+  "ATTESTATION_TOKEN_INTERVAL",
+  "ATTESTATION_TOKEN_KEY",
   "TLS_REFRESH_INTERVAL",
   "MAX_HEADER_SIZE",
   "HEADERS_TIMEOUT",
@@ -255,6 +267,8 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
   if (Result.isFailure(allowed)) problems.push(allowed.failure)
   const allow = Result.isSuccess(allowed) ? allowed.success : NO_RULES
   const attestationInterval = withDefault("ATTESTATION_CHECK_INTERVAL", Parse.positiveDuration)
+  const tokenInterval = withDefault("ATTESTATION_TOKEN_INTERVAL", Parse.positiveDuration)
+  const pinnedKey = optional("ATTESTATION_TOKEN_KEY", Parse.p256PublicKey)
   const dashboardRefresh = withDefault("DASHBOARD_REFRESH_INTERVAL", Parse.positiveDuration)
   const envAllowlist = optional("ENV_ALLOWLIST", parseAllowlist) ?? []
   const logLevel = withDefault("LOG_LEVEL", Parse.logLevel)
@@ -278,6 +292,7 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     retryMax === undefined ||
     shutdownGrace === undefined ||
     attestationInterval === undefined ||
+    tokenInterval === undefined ||
     tlsRefreshInterval === undefined ||
     maxHeaderSize === undefined ||
     headersTimeout === undefined ||
@@ -312,6 +327,7 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
         : { port: healthPort, host: healthHost, requireApp: requireApp ?? false },
     tlsRefreshInterval,
     attestationInterval,
+    attestationToken: { interval: tokenInterval, pinnedKey },
     dashboardRefresh,
     envAllowlist,
     logLevel,
@@ -365,6 +381,8 @@ export const summary = (s: Settings) => ({
   cdhStartupTimeout: Duration.format(s.cdh.startupTimeout),
   shutdownGracePeriod: Duration.format(s.shutdownGrace),
   attestationCheckInterval: Duration.format(s.attestationInterval),
+  attestationTokenInterval: Duration.format(s.attestationToken.interval),
+  attestationTokenKey: s.attestationToken.pinnedKey === undefined ? "not pinned" : "pinned",
   tlsRefreshInterval: Duration.format(s.tlsRefreshInterval),
   envAllowlist: s.envAllowlist.join(","),
   allowCn: s.allow.cns.join(","),

@@ -2,8 +2,10 @@
  * Parsers for single environment values. Each returns a Result whose failure
  * is the reason in words; SidecarConfig adds the variable name and value.
  */
+import type { KeyObject } from "node:crypto"
 import * as Duration from "effect/Duration"
 import * as Result from "effect/Result"
+import { loadPinnedKey } from "../attestation/ear.ts"
 
 export const port = (raw: string): Result.Result<number, string> =>
   /^\d{1,5}$/.test(raw) && Number(raw) >= 1 && Number(raw) <= 65535
@@ -98,4 +100,13 @@ export const boolean = (raw: string): Result.Result<boolean, string> => {
   if (["true", "1", "yes"].includes(lower)) return Result.succeed(true)
   if (["false", "0", "no"].includes(lower)) return Result.succeed(false)
   return Result.fail("must be true or false")
+}
+
+/** ATTESTATION_TOKEN_KEY: a PEM public key or certificate of EC P-256 (ES256 tokens), see ear.ts. */
+export const p256PublicKey = (raw: string): Result.Result<KeyObject, string> => {
+  try {
+    return Result.succeed(loadPinnedKey(raw))
+  } catch (error) {
+    return Result.fail(error instanceof Error ? error.message : "not a usable public key")
+  }
 }

@@ -12,6 +12,7 @@ import * as path from "node:path"
 import * as Console from "effect/Console"
 import type { Env } from "../config/SidecarConfig.ts"
 import { run } from "../entry.ts"
+import * as MemoryAttestationAgent from "./cdh/MemoryAttestationAgent.ts"
 import * as MemoryResourceClient from "./cdh/MemoryResourceClient.ts"
 import { loadOrCreateDevPki } from "./DevPki.ts"
 import { startDemoApp } from "./demoApp.ts"
@@ -70,9 +71,13 @@ const env: Env = {
 
 const file = (name: string) => JSON.stringify(path.join(dir, name)).replaceAll('"', "'")
 
+// As a pod with the CDH's attestation feature on, but no TEE: the sample attester.
+const info = { version: "local run", features: "all", tee: "sample", additionalTees: [] }
+
 run({
   env,
-  resourceClient: () => MemoryResourceClient.layer(resources),
+  resourceClient: () => MemoryResourceClient.make(resources, { info }).layer,
+  agent: () => MemoryAttestationAgent.layer(),
   onListening: (url) =>
     Console.log(
       [
@@ -80,6 +85,8 @@ run({
         `dev PKI ${pki.created ? "created" : "reused"} in ${dir}`,
         "try:",
         `  curl -sS --cacert ${file("ca-cert.pem")} --cert ${file("client-cert.pem")} --key ${file("client-key.pem")} ${url}/api/status`,
+        "check the evidence yourself (make build first; the local run has no TEE: sample attester):",
+        `  node dist/verify.js ${url} --cacert ${file("ca-cert.pem")} --cert ${file("client-cert.pem")} --key ${file("client-key.pem")}`,
         `browser: import ${p12} (empty password) as a client certificate, then open ${url}/dashboard`,
         ...(demoPort === undefined ? [] : [`demo app on 127.0.0.1:${demoPort}, forwarded at ${url}/`]),
         "",

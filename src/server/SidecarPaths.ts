@@ -12,6 +12,7 @@ export interface SidecarPaths {
   readonly dashboard: Path
   readonly status: Path
   readonly attestation: Path
+  readonly evidence: Path
   readonly openapi: Path
   readonly metrics: Path
   /** Whether a raw request-target belongs to the sidecar. */
@@ -29,14 +30,16 @@ export const make = (prefix: string): SidecarPaths => {
   const dashboard = `${prefix}/dashboard` as Path
   const status = `${prefix}/api/status` as Path
   const attestation = `${prefix}/api/attestation` as Path
+  const evidence = `${prefix}/api/evidence` as Path
   const openapi = `${prefix}/api/openapi.json` as Path
   // Under /api/: a bare /metrics would shadow the many apps that serve their own.
   const metrics = `${prefix}/api/metrics` as Path
-  const owned = new Set<string>([dashboard, status, attestation, openapi, metrics])
+  const owned = new Set<string>([dashboard, status, attestation, evidence, openapi, metrics])
   return {
     dashboard,
     status,
     attestation,
+    evidence,
     openapi,
     metrics,
     owns: (rawUrl) => owned.has(pathOf(rawUrl)),

@@ -41,7 +41,7 @@ dl{margin:0}
 dl>div{display:grid;grid-template-columns:7.5em minmax(0,1fr);gap:12px;padding:2px 0}
 dt{color:var(--muted)}dd{margin:0;overflow-wrap:break-word;min-width:0}
 .badge{display:inline-block;padding:2px 12px;border-radius:999px;font-weight:650;border:1.5px solid currentColor}
-.verified,.ok{color:var(--ok)}.failed,.bad{color:var(--bad)}.unavailable,.warn{color:var(--warn)}
+.verified,.ok,.affirming{color:var(--ok)}.failed,.bad,.contraindicated{color:var(--bad)}.unavailable,.warn,.warning{color:var(--warn)}.none{color:var(--muted)}
 .note{color:var(--muted);font-size:.88rem;margin:8px 0 0}
 ol,ul{margin:0;padding-left:1.2em}
 ul.plain{list-style:none;padding:0}
@@ -61,6 +61,14 @@ footer{margin-top:16px;color:var(--muted);font-size:.85rem;display:flex;gap:12px
 `
 
 // Static, so its hash is fixed; its inputs come from data-* attributes and the API.
+/** What each signature check means, for people. */
+const SIGNATURE_TEXT = {
+  "valid-pinned": "valid, by the pinned attestation-service key (ATTESTATION_TOKEN_KEY)",
+  "valid-unpinned":
+    "valid by the key the token names itself: unaltered, but who signed it is not checked (set ATTESTATION_TOKEN_KEY)",
+  invalid: "INVALID: the verdict is not shown as affirming",
+} as const
+
 const SCRIPT = `
 (() => {
   const body = document.body
@@ -75,6 +83,7 @@ const SCRIPT = `
     if (!el) return
     el.replaceChildren(...items.map((item) => { const li = document.createElement("li"); li.textContent = render(item); return li }))
   }
+  const SIGNATURE = ${JSON.stringify(SIGNATURE_TEXT)}
   const attestation = (a) => {
     const banner = $("attestation-banner")
     if (banner) {
@@ -92,6 +101,14 @@ const SCRIPT = `
     const err = $("attestation-error-row"); if (err) err.hidden = !a.lastError
     text("attestation-tee", a.guestComponents ? a.guestComponents.teeNote : "The CDH's /info did not answer.")
     list("attestation-history", a.history, (t) => when(t.at) + " \\u2014 " + t.status)
+    const p = a.appraisal
+    text("appraisal-status", p ? p.status : "unavailable")
+    cls("appraisal-status", "badge " + (p ? p.status : "none"))
+    text("appraisal-signature", p ? SIGNATURE[p.signature] : "")
+    text("appraisal-issuer", p ? p.issuer : "")
+    text("appraisal-expires", p ? when(p.expiresAt) : "")
+    text("appraisal-problems", p ? p.problems.join("; ") : a.appraisalUnavailable)
+    list("appraisal-submods", p ? p.submods : [], (m) => m.name + ": " + m.status + (m.appraisalPolicyId ? " (policy " + m.appraisalPolicyId + ")" : ""))
   }
   const status = (s) => {
     text("uptime", s.uptimeSeconds + " s")
@@ -155,6 +172,7 @@ const dayClass = (days: number) => (days < 7 ? "bad" : days < 30 ? "warn" : "")
 
 export const render = (view: DashboardView): string => {
   const { status: s, attestation: a, client } = view
+  const p = a.appraisal
   const cert = s.serverCertificate
   const clientDays = client ? Math.floor((client.validTo.getTime() - Date.now()) / 86_400_000) : undefined
   const app = s.forwarding
@@ -186,6 +204,18 @@ export const render = (view: DashboardView): string => {
 <div><dt>History</dt><dd><ol id="attestation-history">${a.history.map((t) => html`<li>${when(t.at)} &mdash; ${t.status}</li>`)}</ol></dd></div>
 </dl>
 <p class="note">${a.meaning}</p>
+</section>
+<section aria-labelledby="h-appraisal">
+<h2 id="h-appraisal">Appraisal</h2>
+<p><span id="appraisal-status" class="badge ${p?.status ?? "none"}">${p?.status ?? "unavailable"}</span></p>
+<dl>
+<div><dt>Signature</dt><dd id="appraisal-signature">${p ? SIGNATURE_TEXT[p.signature] : ""}</dd></div>
+<div><dt>Issuer</dt><dd id="appraisal-issuer">${p?.issuer ?? ""}</dd></div>
+<div><dt>Expires</dt><dd id="appraisal-expires">${when(p?.expiresAt)}</dd></div>
+<div><dt>Submodules</dt><dd><ul id="appraisal-submods">${(p?.submods ?? []).map((m) => html`<li>${m.name}: ${m.status}${m.appraisalPolicyId ? ` (policy ${m.appraisalPolicyId})` : ""}</li>`)}</ul></dd></div>
+<div><dt>Notes</dt><dd id="appraisal-problems">${p ? p.problems.join("; ") : (a.appraisalUnavailable ?? "")}</dd></div>
+</dl>
+<p class="note">The attestation service's verdict on this pod's evidence, from the KBS's EAR token. Affirming only when every part of the evidence affirms and the token is valid and unexpired. Check the evidence yourself with <code>node dist/verify.js</code> (see the README).</p>
 </section>
 <section aria-labelledby="h-you">
 <h2 id="h-you">You</h2>

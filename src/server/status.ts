@@ -5,6 +5,7 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { Appraisal } from "../attestation/Appraisal.ts"
 import { AttestationReporter } from "../attestation/AttestationReporter.ts"
 import { SidecarConfig } from "../config/SidecarConfig.ts"
 import { Forwarder } from "../proxy/Forwarder.ts"
@@ -30,8 +31,10 @@ const certificate = (info: CertificateInfo, now: Date) => ({
 export const attestation = Effect.gen(function* () {
   const state = yield* (yield* AttestationReporter).current
   const material = yield* (yield* TlsMaterial).current
+  const appraisal = yield* (yield* Appraisal).current
   const view: typeof AttestationResponse.Type = {
     ...state,
+    ...appraisal,
     certificatesFromKBS: true,
     certificatesFetchedAt: material.fetchedAt.toISOString(),
   }

@@ -67,6 +67,26 @@ const attestation: typeof AttestationResponse.Type = {
   history: [{ status: "unavailable", at: "2026-11-28T00:00:00.000Z", details: hostile }],
   certificatesFromKBS: true,
   certificatesFetchedAt: "2026-11-28T00:00:00.000Z",
+  appraisal: {
+    status: "none",
+    claimedStatus: "affirming",
+    submods: [
+      {
+        name: hostile,
+        status: "none",
+        claimedStatus: "affirming",
+        trustworthinessVector: {},
+        appraisalPolicyId: hostile,
+      },
+    ],
+    issuer: hostile,
+    issuedAt: "2026-11-28T00:00:00.000Z",
+    expiresAt: "2026-11-28T00:05:00.000Z",
+    signature: "invalid",
+    checkedAt: "2026-11-28T00:10:00.000Z",
+    problems: [hostile],
+  },
+  appraisalUnavailable: null,
 }
 
 const view = (days?: number): DashboardView => ({

@@ -1,5 +1,7 @@
 /** Starts the whole sidecar in-process on an ephemeral port, against a given ResourceClient layer. */
 import { Deferred, Effect, Exit, Layer, Result, Scope } from "effect"
+import type { AttestationAgent } from "../../src/cdh/AttestationAgent.ts"
+import * as HttpAttestationAgent from "../../src/cdh/HttpAttestationAgent.ts"
 import * as HttpResourceClient from "../../src/cdh/HttpResourceClient.ts"
 import type { ResourceClient } from "../../src/cdh/ResourceClient.ts"
 import { decode, type Env, type Settings, SidecarConfig } from "../../src/config/SidecarConfig.ts"
@@ -26,6 +28,7 @@ export const start = <E>(
   settings: Settings,
   client: Layer.Layer<ResourceClient, E, SidecarConfig>,
   environment: Readonly<Record<string, string | undefined>> = {},
+  agent?: Layer.Layer<AttestationAgent>,
 ): Effect.Effect<string, E | Sidecar.StartupError, Scope.Scope> =>
   Effect.gen(function* () {
     const url = yield* Deferred.make<string>()
@@ -33,6 +36,7 @@ export const start = <E>(
       Sidecar.layer(client, {
         onListening: (u) => Deferred.succeed(url, u).pipe(Effect.asVoid),
         environment,
+        ...(agent === undefined ? {} : { agent }),
       }).pipe(Layer.provide(SidecarConfig.layerFrom(settings))),
     )
     return yield* Deferred.await(url)
@@ -40,6 +44,9 @@ export const start = <E>(
 
 export const httpClient = (settings: Settings) =>
   HttpResourceClient.layer({ url: settings.cdh.url, requestTimeout: settings.cdh.requestTimeout })
+
+export const httpAgent = (settings: Settings) =>
+  HttpAttestationAgent.layer({ url: settings.cdh.url, requestTimeout: settings.cdh.requestTimeout })
 
 /**
  * Sidecars started in-process over the in-memory CDH, for a test file: `start`
@@ -49,13 +56,26 @@ export const httpClient = (settings: Settings) =>
 export const inProcess = () => {
   const scopes: Array<Scope.Closeable> = []
   return {
-    start: async (pki: DevPki, env: Env = {}) => {
+    start: async (
+      pki: DevPki,
+      env: Env = {},
+      /** `cdh: "http"`: the CDH over HTTP at env's CDH_URL (resources and agent), not in memory. */
+      options: { readonly agent?: Layer.Layer<AttestationAgent>; readonly cdh?: "http" } = {},
+    ) => {
       const scope = Effect.runSync(Scope.make())
       scopes.push(scope)
       const logs = capture()
       const memory = MemoryResourceClient.make(resourcesFor(pki))
       const url = await Effect.runPromise(
-        start(settingsFor(env), memory.layer).pipe(Effect.provide(logs.layer), Scope.provide(scope)),
+        (options.cdh === "http"
+          ? start(
+              settingsFor(env),
+              httpClient(settingsFor(env)),
+              {},
+              options.agent ?? httpAgent(settingsFor(env)),
+            )
+          : start(settingsFor(env), memory.layer, {}, options.agent)
+        ).pipe(Effect.provide(logs.layer), Scope.provide(scope)),
       )
       return { url, logs: logs.lines, cdh: memory.controls }
     },

@@ -9,7 +9,6 @@
  * Content-Type on errors, bodies verbatim, any method fetching a resource).
  * Not a security boundary: everything here is fake, including the token.
  */
-import { generateKeyPairSync, type KeyObject, randomUUID, sign } from "node:crypto"
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
@@ -17,6 +16,8 @@ import { join } from "node:path"
 // Module paths instead of the "effect" barrel: the CLI starts ~4x faster (same modules, same types).
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { type EarSigner, earToken, newSigner } from "../earToken.ts"
+import { sampleEvidence, snpEvidence, tdxEvidence } from "../evidence.ts"
 
 export type MockCdhFeatures = "resource" | "attestation" | "all"
 export type MockCdhErrorStyle = "released" | "main"
@@ -42,6 +43,16 @@ export interface MockCdhOptions {
   readonly version?: string
   /** `/info` tee when the attestation feature is on; default `sample` (= no TEE detected). */
   readonly tee?: string
+  /**
+   * `/aa/token`'s JWT; default: an ES256 EAR token of the mock's own key, valid 5 minutes. Tests
+   * pass tokens they made (expired, badly signed, other statuses).
+   */
+  readonly token?: () => string
+  /**
+   * `/aa/evidence`'s JSON for the runtime data; default: the format of the `tee` attester (sample,
+   * tdx, snp: src/dev/evidence.ts). Tests pass replayed or foreign evidence.
+   */
+  readonly evidence?: (runtimeData: Uint8Array) => string
   /** Default true: one request at a time, FIFO (the global mutex of ASR <= v0.21). */
   readonly serialize?: boolean
   /** 500 body style: `released` (<= v0.21, default) or `main` (`ttrpc request error`). */
@@ -96,7 +107,8 @@ const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/
 const OCTET_STREAM = "application/octet-stream"
 const JSON_TYPE = "application/json"
 
-const FAKE_TEE_KEYPAIR =
+/** What the mock hands out as `tee_keypair`: tests check that it never leaves the sidecar. */
+export const FAKE_TEE_KEYPAIR =
   "-----BEGIN PRIVATE KEY-----\nMOCK ONLY: not a real key, produced by the mock CDH\n-----END PRIVATE KEY-----\n"
 
 const rpcStatus = (message: string): string =>
@@ -144,8 +156,6 @@ const queryParam = (query: string, name: string): string | undefined => {
 
 const toBytes = (value: string | Uint8Array): Uint8Array =>
   typeof value === "string" ? new Uint8Array(Buffer.from(value, "utf8")) : new Uint8Array(value)
-
-const base64url = (bytes: Uint8Array | string): string => Buffer.from(bytes).toString("base64url")
 
 const nonNegative = (name: string, value: number | undefined, fallback: number): number => {
   if (value === undefined) return fallback
@@ -225,7 +235,7 @@ export const startMockCdh = async (options: MockCdhOptions = {}): Promise<MockCd
   let server: http.Server | undefined
   let pendingListen: NodeJS.Timeout | undefined
   let closed = false
-  let signingKey: { readonly privateKey: KeyObject; readonly jwk: object } | undefined
+  let signingKey: EarSigner | undefined
 
   let markReady: () => void = () => {}
   let failReady: (error: unknown) => void = () => {}
@@ -261,59 +271,9 @@ export const startMockCdh = async (options: MockCdhOptions = {}): Promise<MockCd
     return { status: 200, body: JSON.stringify(body), contentType: JSON_TYPE }
   }
 
-  const fakeToken = (runtimeNonce: string): string => {
-    if (signingKey === undefined) {
-      const pair = generateKeyPairSync("ec", { namedCurve: "P-256" })
-      signingKey = {
-        privateKey: pair.privateKey,
-        jwk: { ...pair.publicKey.export({ format: "jwk" }), alg: "ES256" },
-      }
-    }
-    const iat = Math.floor(Date.now() / 1000)
-    const header = { alg: "ES256", typ: "JWT", jwk: signingKey.jwk }
-    const claims = {
-      eat_profile: "tag:github.com,2024:confidential-containers/Trustee",
-      iat,
-      exp: iat + 300,
-      iss: "mock-cdh (NOT A REAL ATTESTATION)",
-      jti: randomUUID(),
-      "ear.verifier-id": { developer: "mock-cdh (NOT A REAL ATTESTATION)", build: `mock-cdh ${version}` },
-      submods: {
-        cpu0: {
-          "ear.status": "affirming",
-          "ear.trustworthiness-vector": {
-            "instance-identity": 0,
-            configuration: 2,
-            executables: 3,
-            "file-system": 0,
-            hardware: 2,
-            "runtime-opaque": 0,
-            "storage-opaque": 0,
-            "sourced-data": 0,
-          },
-          "ear.appraisal-policy-id": "default",
-          "ear.veraison.annotated-evidence": {
-            [tee]: { mock: true },
-            runtime_data_claims: {
-              nonce: runtimeNonce,
-              "tee-pubkey": {
-                kty: "EC",
-                crv: "P-256",
-                alg: "ECDH-ES+A256KW",
-                x: "MOCK-ONLY",
-                y: "MOCK-ONLY",
-              },
-            },
-          },
-        },
-      },
-    }
-    const signingInput = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`
-    const signature = sign("sha256", Buffer.from(signingInput), {
-      key: signingKey.privateKey,
-      dsaEncoding: "ieee-p1363",
-    })
-    return `${signingInput}.${base64url(signature)}`
+  const fakeToken = (): string => {
+    signingKey ??= newSigner()
+    return earToken(signingKey, { tee, issuer: "mock-cdh (NOT A REAL ATTESTATION)" })
   }
 
   /** `runtime_data` (+ `encoding`) as AA would get it; a Reply for a 400. */
@@ -329,16 +289,15 @@ export const startMockCdh = async (options: MockCdhOptions = {}): Promise<MockCd
   }
 
   const evidenceFor = (data: Uint8Array): Reply => {
+    if (options.evidence !== undefined)
+      return { status: 200, body: options.evidence(data), contentType: OCTET_STREAM }
     // Hardware TEEs take at most 64 bytes of report data and zero-pad; the sample attester takes anything.
-    const hardware = tee === "tdx" || tee === "snp"
-    if (hardware && data.byteLength > 64) {
+    if ((tee === "tdx" || tee === "snp") && data.byteLength > 64) {
       return downstreamError("[ERROR:attestation-agent] AA-KBC get evidence failed")
     }
-    const reportData = hardware
-      ? Buffer.concat([data, Buffer.alloc(64 - data.byteLength)])
-      : Buffer.from(data)
-    const body = JSON.stringify({ svn: "1", report_data: reportData.toString("base64") })
-    return { status: 200, body, contentType: OCTET_STREAM }
+    const evidence =
+      tee === "tdx" ? tdxEvidence(data) : tee === "snp" ? snpEvidence(data) : sampleEvidence(data)
+    return { status: 200, body: JSON.stringify(evidence), contentType: OCTET_STREAM }
   }
 
   const readBody = (req: http.IncomingMessage, limit: number): Promise<Buffer> =>
@@ -383,7 +342,7 @@ export const startMockCdh = async (options: MockCdhOptions = {}): Promise<MockCd
       const tokenType = queryParam(query, "token_type")
       if (tokenType === undefined) return text(400, "BAD REQUEST")
       if (tokenType !== "kbs") return downstreamError("[ERROR:attestation-agent] AA-KBC get token failed")
-      const body = JSON.stringify({ token: fakeToken(randomUUID()), tee_keypair: FAKE_TEE_KEYPAIR })
+      const body = JSON.stringify({ token: options.token?.() ?? fakeToken(), tee_keypair: FAKE_TEE_KEYPAIR })
       return { status: 200, body, contentType: OCTET_STREAM }
     }
     if (sub === "/evidence" && (method === "GET" || legacy)) {

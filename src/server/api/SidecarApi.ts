@@ -10,6 +10,7 @@ import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
 import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
 import * as OpenApi from "effect/http-api/OpenApi"
 import * as Schema from "effect/Schema"
+import { Appraisal } from "../../attestation/ear.ts"
 
 const Timestamp = Schema.String.annotate({ description: "RFC 3339 date-time" })
 const NullableTimestamp = Schema.NullOr(Timestamp)
@@ -59,10 +60,33 @@ export const AttestationState = Schema.Struct({
 
 export const AttestationResponse = Schema.Struct({
   ...AttestationState.fields,
+  appraisal: Schema.NullOr(Appraisal).annotate({
+    description:
+      "the attestation service's verdict, from the KBS's EAR token (CDH attestation feature); status is affirming only for a valid, unexpired token whose every submod affirms",
+  }),
+  appraisalUnavailable: Schema.NullOr(Schema.String).annotate({ description: "why there is no appraisal" }),
   certificatesFromKBS: Schema.Boolean.annotate({
     description: "the sidecar serves TLS only because the CDH released its key to this pod",
   }),
   certificatesFetchedAt: Timestamp,
+})
+
+/** `GET /api/evidence`: fresh evidence over the client's nonce and this TLS key, not appraised. */
+export const EvidenceResponse = Schema.Struct({
+  nonce: Schema.String.annotate({ description: "as given: base64url of 16 to 64 bytes" }),
+  serverPublicKeySha256: Schema.String.annotate({
+    description:
+      "hex SHA-256 of the DER SubjectPublicKeyInfo of the certificate this connection was served with",
+  }),
+  runtimeData: Schema.String.annotate({
+    description:
+      'hex SHA-256("coco-secure-access/evidence/v1" || 0x00 || nonce || serverPublicKeySha256): what the report data must carry',
+  }),
+  tee: Schema.NullOr(Schema.String).annotate({ description: "the CDH's /info tee; `sample` = no TEE" }),
+  evidence: Schema.Unknown.annotate({ description: "the attestation agent's evidence JSON, as it gave it" }),
+  obtainedAt: Timestamp,
+  verified: Schema.Literal(false),
+  note: Schema.String,
 })
 
 export const Certificate = Schema.Struct({
