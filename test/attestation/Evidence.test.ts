@@ -4,12 +4,14 @@
  * over HTTP, or in-memory ones that count, stall or fail.
  */
 import { X509Certificate } from "node:crypto"
+import * as https from "node:https"
 import { inspect } from "node:util"
 import { Effect, Layer } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { publicKeySha256, runtimeData } from "../../src/attestation/binding.ts"
 import { AgentError, AttestationAgent } from "../../src/cdh/AttestationAgent.ts"
 import { FAKE_TEE_KEYPAIR, type MockCdhOptions, startMockCdh } from "../../src/dev/cdh/MockCdhServer.ts"
+import { issue } from "../../src/dev/DevPki.ts"
 import { earToken, newSigner } from "../../src/dev/earToken.ts"
 import { sampleEvidence } from "../../src/dev/evidence.ts"
 import { carries, readEvidence } from "../../src/verify/evidence.ts"
@@ -105,6 +107,46 @@ describe("GET /api/evidence", () => {
     expect(again.status).toBe(200)
     expect(other.json.runtimeData).not.toBe(expected)
     expect(agent.calls).toEqual([expected, expected, other.json.runtimeData])
+  })
+
+  it("binds to the certificate each connection was served with, across a rotation", async () => {
+    const agent = counting()
+    const { url, cdh } = await sidecars.start(pki, { TLS_REFRESH_INTERVAL: "150ms" }, { agent: agent.layer })
+    const ask = (via: https.Agent, bytes: number) =>
+      new Promise<Record<string, unknown>>((resolve, reject) =>
+        https
+          .get(`${url}/api/evidence?nonce=${nonce(bytes)}`, { agent: via }, (response) => {
+            let body = ""
+            response.on("data", (chunk: Buffer) => {
+              body += chunk.toString()
+            })
+            response.on("end", () => resolve(JSON.parse(body) as Record<string, unknown>))
+          })
+          .on("error", reject),
+      )
+    const old = serverKeySha256().toString("hex")
+    const kept = new https.Agent({ keepAlive: true, maxSockets: 1, ...client() })
+    expect((await ask(kept, 16)).serverPublicKeySha256).toBe(old)
+    const next = await issue(pki.ca, {
+      cn: "localhost",
+      kind: "server",
+      dnsNames: ["localhost"],
+      ipAddresses: ["127.0.0.1"],
+    })
+    cdh.set("shop/sidecar-tls-web/server-cert", next.certPem)
+    cdh.set("shop/sidecar-tls-web/server-key", next.keyPem)
+    const rotated = publicKeySha256(new X509Certificate(next.certPem)).toString("hex")
+    let fresh = ""
+    for (let i = 0; i < 30 && fresh !== rotated; i++) {
+      await new Promise((r) => setTimeout(r, 300))
+      const once = new https.Agent({ keepAlive: false, ...client() })
+      fresh = String((await ask(once, 17)).serverPublicKeySha256)
+    }
+    expect(fresh).toBe(rotated)
+    // The connection opened before the rotation still carries the old certificate: so does its evidence.
+    await new Promise((r) => setTimeout(r, 300))
+    expect((await ask(kept, 18)).serverPublicKeySha256).toBe(old)
+    kept.destroy()
   })
 
   it("serves one at a time: a second request while one is in flight gets 429 with Retry-After", async () => {

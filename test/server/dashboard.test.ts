@@ -165,3 +165,25 @@ describe("html", () => {
     expect(html`<p>${inner}${["<a>", html`<br>`]}</p>`.value).toBe("<p><b>&lt;i&gt;</b>&lt;a&gt;<br></p>")
   })
 })
+
+describe("the appraisal card", () => {
+  it("shows the verdict, the signature check in words, and never an invalid token as affirming", () => {
+    const page = render({ ...view(200), attestation })
+    expect(page).toContain('id="appraisal-status" class="badge none">none')
+    expect(page).toContain("INVALID: the verdict is not shown as affirming")
+    expect(page).not.toContain(hostile)
+  })
+
+  it("says why there is no appraisal", () => {
+    const page = render({
+      ...view(200),
+      attestation: {
+        ...attestation,
+        appraisal: null,
+        appraisalUnavailable: "no token: Attestation Feature Not Enabled",
+      },
+    })
+    expect(page).toContain('id="appraisal-status" class="badge none">unavailable')
+    expect(page).toContain("no token: Attestation Feature Not Enabled")
+  })
+})

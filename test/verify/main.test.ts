@@ -66,6 +66,19 @@ describe("dist/verify.js", () => {
     expect(run.stdout).toContain("What it does not prove")
   })
 
+  it("finds the evidence under SIDECAR_PATH_PREFIX with --prefix", async () => {
+    const cdh = await startMockCdh({ resources: resourcesFor(pki), features: "all", tee: "sample" })
+    cleanup.push(() => cdh.close())
+    const { url } = await sidecars.start(
+      pki,
+      { CDH_URL: cdh.url, SIDECAR_PATH_PREFIX: "/.sidecar" },
+      { cdh: "http" },
+    )
+    expect((await verify([url, ...tlsArgs()])).code).toBe(2)
+    const run = await verify([url, ...tlsArgs(), "--prefix", "/.sidecar"])
+    expect(run.code).toBe(0)
+  })
+
   it("fails with --require-tee on a pod without a TEE", async () => {
     const url = await sidecarOver({ tee: "sample" })
     const run = await verify([url, ...tlsArgs(), "--require-tee"])
