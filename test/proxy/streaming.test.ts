@@ -144,7 +144,7 @@ describe("streaming through the bundled sidecar", () => {
   it("passes backpressure to the app: a client that stops reading stops the app's writes", async () => {
     const start = backend.downloadedBytes
     const response = await new Promise<import("node:http").IncomingMessage>((resolve, reject) =>
-      https.get(`${url}/download?bytes=${64 * MiB}`, tls(), resolve).on("error", reject),
+      https.get(`${url}/download?bytes=${256 * MiB}`, tls(), resolve).on("error", reject),
     )
     response.pause()
     // Let every buffer on the way fill up: client socket, sidecar, sidecar-to-app socket.
@@ -154,7 +154,11 @@ describe("streaming through the bundled sidecar", () => {
       await new Promise((r) => setTimeout(r, 300))
     }
     expect(written).toBeGreaterThan(0)
-    expect(written).toBeLessThan(16 * MiB)
+    // Kernel buffers on the way autotune (tcp_rmem allows 32 MiB per socket on many hosts, and a
+    // loaded machine lets them grow): what is held stays far below what the app would write
+    // without backpressure. Usually 8-9 MiB here; the sidecar's own share is bounded elsewhere
+    // (stalledReaders.test.ts).
+    expect(written).toBeLessThan(64 * MiB)
     response.destroy()
   })
 
