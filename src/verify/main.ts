@@ -154,11 +154,10 @@ const main = async (): Promise<number> => {
   const expected = runtimeData(nonce, keyHash)
   const lines: Array<string> = []
   const say = (line: string) => lines.push(line)
-  say(`server key (SHA-256 of its SubjectPublicKeyInfo, from this TLS handshake): ${keyHash.toString("hex")}`)
-  say(
-    `nonce (fresh, ${nonce.length} bytes):                                          ${nonce.toString("base64url")}`,
-  )
-  say(`expected runtime data:                                                      ${expected}`)
+  const field = (label: string, value: string) => say(`${`${label}:`.padEnd(44)}${value}`)
+  field("server key, SHA-256 of its SPKI (this TLS)", keyHash.toString("hex"))
+  field(`nonce (${nonce.length} fresh bytes, base64url)`, nonce.toString("base64url"))
+  field("expected runtime data", expected)
 
   const problems: Array<string> = []
   if (body.nonce !== nonce.toString("base64url")) problems.push("the answer is not for this nonce")
@@ -176,7 +175,7 @@ const main = async (): Promise<number> => {
     )
     for (const detail of reading.details) say(`  ${detail}`)
     for (const m of reading.measurements) say(`  ${m.name}: ${m.value}`)
-    say(`report data: ${Buffer.from(reading.reportData).toString("hex")}`)
+    field("report data (hex)", Buffer.from(reading.reportData).toString("hex"))
     if (!carries(reading, Buffer.from(expected, "ascii"))) {
       problems.push(
         "the evidence's report data does not carry the expected runtime data (replayed, or made for another key or nonce)",
