@@ -154,7 +154,7 @@ const main = async (): Promise<number> => {
   const expected = runtimeData(nonce, keyHash)
   const lines: Array<string> = []
   const say = (line: string) => lines.push(line)
-  const field = (label: string, value: string) => say(`${`${label}:`.padEnd(44)}${value}`)
+  const field = (label: string, value: string) => say(`${`${label}:`.padEnd(46)}${value}`)
   field("server key, SHA-256 of its SPKI (this TLS)", keyHash.toString("hex"))
   field(`nonce (${nonce.length} fresh bytes, base64url)`, nonce.toString("base64url"))
   field("expected runtime data", expected)
