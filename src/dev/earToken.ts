@@ -25,6 +25,18 @@ export interface EarOptions {
   readonly header?: Readonly<Record<string, unknown>>
 }
 
+/** The vector of coco-interfaces.md §4.3's example (values as Trustee's sample policy gives them). */
+export const TRUSTWORTHINESS_VECTOR = {
+  "instance-identity": 0,
+  configuration: 2,
+  executables: 3,
+  "file-system": 0,
+  hardware: 2,
+  "runtime-opaque": 0,
+  "storage-opaque": 0,
+  "sourced-data": 0,
+} as const
+
 const base64url = (bytes: Uint8Array | string): string => Buffer.from(bytes).toString("base64url")
 
 export const earToken = (signer: EarSigner, options: EarOptions = {}): string => {
@@ -37,16 +49,7 @@ export const earToken = (signer: EarSigner, options: EarOptions = {}): string =>
       name,
       {
         "ear.status": status,
-        "ear.trustworthiness-vector": {
-          "instance-identity": 0,
-          configuration: 2,
-          executables: 3,
-          "file-system": 0,
-          hardware: 2,
-          "runtime-opaque": 0,
-          "storage-opaque": 0,
-          "sourced-data": 0,
-        },
+        "ear.trustworthiness-vector": TRUSTWORTHINESS_VECTOR,
         "ear.appraisal-policy-id": "default",
         "ear.veraison.annotated-evidence": {
           [tee]: { mock: true },

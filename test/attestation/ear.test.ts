@@ -13,6 +13,7 @@ import {
 } from "../../src/attestation/ear.ts"
 import { startMockCdh } from "../../src/dev/cdh/MockCdhServer.ts"
 import { createCa } from "../../src/dev/DevPki.ts"
+import { TRUSTWORTHINESS_VECTOR } from "../../src/dev/earToken.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures: real ES256 tokens, shaped like Trustee's (and like MockCdhServer's fakeToken)
@@ -27,16 +28,7 @@ const other = p256()
 
 const b64u = (value: string | Uint8Array): string => Buffer.from(value).toString("base64url")
 
-const VECTOR = {
-  "instance-identity": 0,
-  configuration: 2,
-  executables: 3,
-  "file-system": 0,
-  hardware: 2,
-  "runtime-opaque": 0,
-  "storage-opaque": 0,
-  "sourced-data": 0,
-}
+const VECTOR = TRUSTWORTHINESS_VECTOR
 
 const submod = (status: unknown, extra: Record<string, unknown> = {}) => ({
   "ear.status": status,
