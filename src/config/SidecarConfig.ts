@@ -35,6 +35,13 @@ export interface ForwardSettings {
   readonly responseTimeout: Duration.Duration
 }
 
+export interface Http2Settings {
+  /** Offer h2 in ALPN (with http/1.1). */
+  readonly enabled: boolean
+  /** SETTINGS_MAX_CONCURRENT_STREAMS: exchanges one connection may have open at once. */
+  readonly maxConcurrentStreams: number
+}
+
 export interface Limits {
   /** Largest request head (request line + headers) in bytes; bigger gets 431. */
   readonly maxHeaderSize: number
@@ -68,6 +75,7 @@ export interface Settings {
   readonly cdh: CdhSettings
   readonly shutdownGrace: Duration.Duration
   readonly limits: Limits
+  readonly http2: Http2Settings
   /** The plain-HTTP probe listener for kubelet; off unless HEALTH_PORT is set. */
   readonly health:
     | { readonly port: number; readonly host: string | undefined; readonly requireApp: boolean }
@@ -126,6 +134,8 @@ export const DEFAULTS = {
   SHUTDOWN_GRACE_PERIOD: "20s",
   ATTESTATION_CHECK_INTERVAL: "60s",
   TLS_REFRESH_INTERVAL: "5m",
+  HTTP2: "false",
+  HTTP2_MAX_CONCURRENT_STREAMS: "100",
   ATTESTATION_TOKEN_INTERVAL: "10m",
   MAX_HEADER_SIZE: "16384",
   HEADERS_TIMEOUT: "20s",
@@ -168,6 +178,8 @@ export const VARIABLES = [
   "TLS_HANDSHAKE_TIMEOUT",
   "MAX_CONNECTIONS",
   "MAX_HANDSHAKES",
+  "HTTP2",
+  "HTTP2_MAX_CONCURRENT_STREAMS",
   "HEALTH_PORT",
   "HEALTH_HOST",
   "READY_REQUIRES_APP",
@@ -241,6 +253,8 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
   const handshakeTimeout = withDefault("TLS_HANDSHAKE_TIMEOUT", Parse.positiveDuration)
   const maxConnections = withDefault("MAX_CONNECTIONS", Parse.intBetween(1, 1_000_000))
   const maxHandshakes = withDefault("MAX_HANDSHAKES", Parse.intBetween(1, 100_000))
+  const http2Enabled = withDefault("HTTP2", Parse.boolean)
+  const maxConcurrentStreams = withDefault("HTTP2_MAX_CONCURRENT_STREAMS", Parse.intBetween(1, 1000))
   const healthPort = optional("HEALTH_PORT", Parse.port)
   const healthHost = optional("HEALTH_HOST", Parse.host)
   const requireApp = field("READY_REQUIRES_APP", Parse.boolean, "false")
@@ -299,6 +313,8 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     handshakeTimeout === undefined ||
     maxConnections === undefined ||
     maxHandshakes === undefined ||
+    http2Enabled === undefined ||
+    maxConcurrentStreams === undefined ||
     dashboardRefresh === undefined ||
     logLevel === undefined ||
     logFormat === undefined
@@ -320,6 +336,7 @@ export const decode = (env: Env): Result.Result<Settings, InvalidConfig> => {
     cdh: { url, requestTimeout, startupTimeout, retryBase, retryMax },
     shutdownGrace,
     limits: { maxHeaderSize, headersTimeout, handshakeTimeout, maxConnections, maxHandshakes },
+    http2: { enabled: http2Enabled, maxConcurrentStreams },
     allow,
     health:
       healthPort === undefined
@@ -391,6 +408,7 @@ export const summary = (s: Settings) => ({
   allowUri: s.allow.uris.join(","),
   maxConnections: s.limits.maxConnections,
   maxHandshakes: s.limits.maxHandshakes,
+  http2: s.http2.enabled,
   healthPort: s.health?.port ?? null,
   logLevel: s.logLevel,
 })

@@ -54,13 +54,15 @@ export class Gateway extends Context.Service<
       const listener = Listener.make({
         material: initial,
         limits: config.limits,
+        http2: config.http2,
         allow: config.allow,
         log,
         metrics,
       })
       const { server } = listener
       let draining = false
-      const removeDispatch = Dispatch.install(server, {
+      const removeDispatch = Dispatch.install(server, listener.h2, {
+        maxHeaderSize: config.limits.maxHeaderSize,
         paths: SidecarPaths.make(config.pathPrefix),
         app: handler,
         proxy,
@@ -77,6 +79,7 @@ export class Gateway extends Context.Service<
           listener.dispose()
           server.close()
           server.closeAllConnections()
+          for (const session of listener.sessions) session.destroy()
           log.flush()
         }),
       )
@@ -123,7 +126,7 @@ export class Gateway extends Context.Service<
             Effect.annotateLogs({ gracePeriod: Duration.format(config.shutdownGrace) }),
           )
           draining = true
-          Drain.start(server, Duration.toMillis(config.shutdownGrace), proxy.goAway)
+          Drain.start(server, listener.sessions, Duration.toMillis(config.shutdownGrace), proxy.goAway)
           yield* Deferred.await(closed).pipe(
             Effect.timeoutOrElse({
               duration: Duration.sum(config.shutdownGrace, Duration.millis(100)),

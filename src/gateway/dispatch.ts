@@ -7,6 +7,7 @@
  * answer has started, and is logged.
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http"
+import type { Http2Server, Http2ServerRequest, Http2ServerResponse } from "node:http2"
 import type { Duplex } from "node:stream"
 import type { LineLog } from "../log/LineLog.ts"
 import type { Recorder } from "../metrics/Metrics.ts"
@@ -22,6 +23,8 @@ import { rateLimited } from "./rateLimited.ts"
 export type Handler = (request: IncomingMessage, response: ServerResponse) => void
 
 export interface DispatchOptions {
+  /** MAX_HEADER_SIZE, which HTTP/2 requests are checked against here. */
+  readonly maxHeaderSize: number
   readonly paths: SidecarPaths
   readonly app: Handler
   readonly proxy: AppProxy
@@ -45,13 +48,24 @@ const hostCount = (rawHeaders: ReadonlyArray<string>): number => {
   return count
 }
 
-const TITLES: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway" }
+/** An exchange on an HTTP/2 stream (Node's compatibility request), not on an HTTP/1.1 connection. */
+export const isHttp2 = (request: IncomingMessage): boolean => request.httpVersionMajor === 2
 
-/** The sidecar's own error answer; 400 and 502 also close the connection. */
+const TITLES: Record<number, string> = {
+  400: "Bad Request",
+  403: "Forbidden",
+  431: "Request Header Fields Too Large",
+  502: "Bad Gateway",
+}
+
+/**
+ * The sidecar's own error answer; on HTTP/1.1, 400, 431 and 502 also close the connection (HTTP/2
+ * has no `Connection`: the stream ends, the connection goes on).
+ */
 const refuse = (
   request: IncomingMessage,
   response: ServerResponse,
-  status: 400 | 403 | 502,
+  status: 400 | 403 | 431 | 502,
   detail: string,
 ) => {
   const { contentType, body } = errorBody(request.headers.accept, status, TITLES[status] ?? "", detail)
@@ -59,14 +73,43 @@ const refuse = (
     ...SECURITY_HEADERS,
     "content-type": contentType,
     "content-length": Buffer.byteLength(body),
-    ...(status === 403 ? {} : { connection: "close" }),
+    ...(status === 403 || isHttp2(request) ? {} : { connection: "close" }),
   })
   response.end(body)
 }
 
+/**
+ * What an HTTP/2 request must pass before dispatch, that Node does not check: Host and
+ * `:authority` agree (RFC 9113 §8.3.1), and the header block stays within MAX_HEADER_SIZE (the
+ * SETTINGS limit binds only once the client has acknowledged it).
+ */
+const http2Problem = (
+  request: IncomingMessage,
+  maxHeaderSize: number,
+): readonly [400 | 431, string] | undefined => {
+  const raw = request.rawHeaders
+  let size = 0
+  let authority: string | undefined
+  let host: string | undefined
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string
+    const value = raw[i + 1] as string
+    // HPACK's accounting (RFC 7541 §4.1): name, value and 32 octets per field.
+    size += name.length + value.length + 32
+    if (name === ":authority") authority = value
+    else if (name === "host") host = value
+  }
+  if (size > maxHeaderSize)
+    return [431, `The request's header fields are larger than ${maxHeaderSize} bytes.`]
+  if (authority !== undefined && host !== undefined && authority !== host)
+    return [400, "Host and :authority differ."]
+  return undefined
+}
+
 /** After a throw: a 502 if nothing was sent yet, else the connection ends (a truncated answer shows). */
 const abort = (request: IncomingMessage, response: ServerResponse) => {
-  if (response.headersSent || response.destroyed) return void response.destroy()
+  // On HTTP/2, only a reset with an error code shows the client that the answer is truncated.
+  if (response.headersSent || response.destroyed) return void response.destroy(new Error("aborted"))
   try {
     refuse(request, response, 502, "The sidecar could not handle this request.")
   } catch {
@@ -79,8 +122,15 @@ const refuseUpgrade = (socket: Duplex, status: number, title: string) =>
 
 const causeOf = (error: unknown) => (error instanceof Error ? (error.stack ?? error.message) : String(error))
 
-/** Installs the request, checkContinue and upgrade handlers on `server`; returns their remover. */
-export const install = (server: Server, options: DispatchOptions): (() => void) => {
+/**
+ * Installs the request, checkContinue and upgrade handlers on `server`, and the request and
+ * checkContinue handlers on the HTTP/2 server when there is one; returns their remover.
+ */
+export const install = (
+  server: Server,
+  h2: Http2Server | undefined,
+  options: DispatchOptions,
+): (() => void) => {
   const { paths, app, proxy, log, metrics, draining } = options
   const forwarding = proxy.port !== undefined
   const accessLog = log.enabled("info")
@@ -122,7 +172,8 @@ export const install = (server: Server, options: DispatchOptions): (() => void) 
         }
         line.durationMs = Math.round(elapsed)
         line.client = exchange.peer.certificate.commonName ?? ""
-        if (!this.writableFinished) line.aborted = true
+        // After a client's reset, an HTTP/2 response is `writableFinished` but not `writableEnded`.
+        if (!this.writableFinished || !this.writableEnded) line.aborted = true
         log.write("info", exchange.route === "app" ? "proxied" : "served", line)
       }
     }
@@ -134,7 +185,9 @@ export const install = (server: Server, options: DispatchOptions): (() => void) 
     // A connection that was not admitted (a refused resumption whose request OpenSSL read with the
     // handshake): its requests are dropped.
     if (peer === undefined) return void response.destroy()
-    if (draining()) response.setHeader("connection", "close")
+    const http2 = isHttp2(request)
+    // HTTP/2 has no `Connection`; its drain is the session's GOAWAY (drain.ts).
+    if (draining() && !http2) response.setHeader("connection", "close")
     const url = request.url ?? ""
     const owned = !forwarding || paths.owns(url)
     const route = peer.denied !== undefined ? "denied" : owned ? "sidecar" : "app"
@@ -143,6 +196,8 @@ export const install = (server: Server, options: DispatchOptions): (() => void) 
     // A denied client is answered 403 at once, not invited to send its body.
     if (peer.denied !== undefined) return refuse(request, response, 403, peer.denied)
     if (hostCount(request.rawHeaders) > 1) return refuse(request, response, 400, "More than one Host header.")
+    const problem = http2 ? http2Problem(request, options.maxHeaderSize) : undefined
+    if (problem !== undefined) return refuse(request, response, problem[0], problem[1])
     if (expectsContinue) response.writeContinue()
     if (!owned) return proxy.web(request, response, exchange)
     // HEAD is GET without a body: Node's response already knows it answers a HEAD.
@@ -164,6 +219,9 @@ export const install = (server: Server, options: DispatchOptions): (() => void) 
   const tooDeep = rateLimited(60_000)
   const admit = (request: IncomingMessage, response: ServerResponse, expectsContinue: boolean) => {
     response.on("close", onClose)
+    // HTTP/2 streams are concurrent by design (bounded by SETTINGS_MAX_CONCURRENT_STREAMS): the
+    // pipeline, which would serialize every stream of the shared socket, is HTTP/1.1's.
+    if (isHttp2(request)) return run(request, response, expectsContinue)
     if (!Pipeline.serialize(request, response, expectsContinue, run)) {
       tooDeep("pipeline", (count) =>
         log.write("warn", "connection closed: too many pipelined requests", {
@@ -197,9 +255,23 @@ export const install = (server: Server, options: DispatchOptions): (() => void) 
   server.on("request", onRequest)
   server.on("checkContinue", onCheckContinue)
   server.on("upgrade", onUpgrade)
+  // Node's compatibility objects for HTTP/2 streams offer what dispatch and the proxy use of
+  // IncomingMessage and ServerResponse (docs/design/http2.md §3); hence the one cast, here.
+  const h2Request = onRequest as unknown as (
+    request: Http2ServerRequest,
+    response: Http2ServerResponse,
+  ) => void
+  const h2Continue = onCheckContinue as unknown as (
+    request: Http2ServerRequest,
+    response: Http2ServerResponse,
+  ) => void
+  h2?.on("request", h2Request)
+  h2?.on("checkContinue", h2Continue)
   return () => {
     server.off("request", onRequest)
     server.off("checkContinue", onCheckContinue)
     server.off("upgrade", onUpgrade)
+    h2?.off("request", h2Request)
+    h2?.off("checkContinue", h2Continue)
   }
 }

@@ -6,13 +6,14 @@
  */
 
 import type { IncomingMessage } from "node:http"
+import type * as Http2 from "node:http2"
 import type * as Https from "node:https"
 import { createRequire } from "node:module"
 import type { Socket } from "node:net"
 import type { TLSSocket } from "node:tls"
 import * as Duration from "effect/Duration"
 import type { AllowRules } from "../auth/ClientAuthorization.ts"
-import type { Limits } from "../config/SidecarConfig.ts"
+import type { Http2Settings, Limits } from "../config/SidecarConfig.ts"
 import type { LineLog } from "../log/LineLog.ts"
 import type { Recorder } from "../metrics/Metrics.ts"
 import { limitStreamBuffers } from "../proxy/buffering.ts"
@@ -36,8 +37,10 @@ export const isWebSocketUpgrade = (request: IncomingMessage): boolean => {
   return typeof upgrade === "string" && upgrade.split(",").some((t) => t.trim().toLowerCase() === "websocket")
 }
 
-export const tlsOptions = (material: Material, limits: Limits): Https.ServerOptions => ({
+export const tlsOptions = (material: Material, limits: Limits, http2 = false): Https.ServerOptions => ({
   ...secureContextOptions(material),
+  // Node's default is http/1.1 alone: left as it is when HTTP/2 is off.
+  ...(http2 ? { ALPNProtocols: ["h2", "http/1.1"] } : {}),
   requestCert: true,
   rejectUnauthorized: true,
   shouldUpgradeCallback: isWebSocketUpgrade,
@@ -51,7 +54,12 @@ export const tlsOptions = (material: Material, limits: Limits): Https.ServerOpti
 })
 
 export interface Listener {
+  /** The TLS listener, and the HTTP/1.1 server of its connections. */
   readonly server: Https.Server
+  /** The HTTP/2 server of the connections that chose h2 (never listens itself); undefined when off. */
+  readonly h2: Http2.Http2Server | undefined
+  /** Open HTTP/2 sessions, for the drain. */
+  readonly sessions: ReadonlySet<Http2.ServerHttp2Session>
   /**
    * New handshakes get this material; established connections keep theirs. Throws if OpenSSL
    * refuses it (it was built into a secure context once already, so in practice it does not).
@@ -64,6 +72,7 @@ export interface Listener {
 export interface ListenerOptions {
   readonly material: Material
   readonly limits: Limits
+  readonly http2: Http2Settings
   readonly allow: AllowRules
   readonly log: LineLog
   readonly metrics: Recorder
@@ -75,10 +84,11 @@ const anchorsOf = (material: Material): ReadonlySet<string> =>
 export const errorText = (error: unknown): string =>
   error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error)
 
-export const make = ({ material, limits, allow, log, metrics }: ListenerOptions): Listener => {
+export const make = ({ material, limits, http2, allow, log, metrics }: ListenerOptions): Listener => {
   // Before the first socket: every stream, the TLS sockets included, buffers 16 KiB at most.
   limitStreamBuffers()
-  const server = https.createServer(tlsOptions(material, limits))
+  const server = https.createServer(tlsOptions(material, limits, http2.enabled))
+  const { route, h2, sessions } = http2.enabled ? protocols(server, http2, limits) : plainHttp1
   // The client CAs end the chain a client is said to have sent (Client-Cert-Chain).
   let trustAnchors = anchorsOf(material)
   const setMaterial = (next: Material) => {
@@ -151,6 +161,7 @@ export const make = ({ material, limits, allow, log, metrics }: ListenerOptions)
       // Only now may requests be served: OpenSSL may already have read one with the handshake,
       // and a request on a socket without its record is dropped (see dispatch).
       Peer.attach(socket, peer)
+      route(socket)
       // Each time: this client holds a certificate of the client CA, so it is accountable.
       if (peer.denied !== undefined) {
         log.write("warn", "client not authorized", { reason: peer.denied, remote: peer.address })
@@ -165,5 +176,87 @@ export const make = ({ material, limits, allow, log, metrics }: ListenerOptions)
     }
   })
 
-  return { server, setMaterial, dispose: removeBudgets }
+  return { server, h2, sessions, setMaterial, dispose: removeBudgets }
 }
+
+interface Protocols {
+  /** Hands an admitted TLS socket to the parser of its protocol. */
+  readonly route: (socket: TLSSocket) => void
+  readonly h2: Http2.Http2Server | undefined
+  readonly sessions: Set<Http2.ServerHttp2Session>
+}
+
+/** HTTP/2 off: Node's own HTTP/1.1 listener parses every connection, as it always did. */
+const plainHttp1: Protocols = { route: () => {}, h2: undefined, sessions: new Set() }
+
+/**
+ * HTTP/2 on: Node's HTTP/1.1 connection listener is taken off the TLS server and called here, after
+ * the peer record, for connections that chose http/1.1; those that chose h2 go to an http2.Server
+ * that never listens. So HTTP/1.1 keeps the very server it has when HTTP/2 is off (its timeouts,
+ * upgrade rule and drain), which `http2.createSecureServer({ allowHTTP1 })` would not
+ * (docs/design/http2.md §1-2).
+ */
+const protocols = (server: Https.Server, settings: Http2Settings, limits: Limits): Protocols => {
+  const [http1] = server.listeners("secureConnection") as Array<
+    (this: Https.Server, socket: TLSSocket) => void
+  >
+  // Node registers exactly this listener (lib/https.js); if a release changes that, refuse to start
+  // rather than parse connections twice or not at all.
+  if (
+    http1 === undefined ||
+    http1.name !== "connectionListener" ||
+    server.listenerCount("secureConnection") !== 1
+  ) {
+    throw new Error("HTTP2: this Node release's https.Server is not as expected; set HTTP2=false")
+  }
+  server.off("secureConnection", http1)
+  // Loaded only when on: node:http2 costs about 4.5 MiB of memory (docs/design/http2.md §6).
+  const http2 = process.getBuiltinModule("node:http2") as typeof Http2
+  const h2 = http2.createServer({
+    settings: {
+      maxConcurrentStreams: settings.maxConcurrentStreams,
+      maxHeaderListSize: limits.maxHeaderSize,
+    },
+    // CVE-2023-44487 (rapid reset): both must be set for nghttp2's token bucket to take them.
+    streamResetBurst: 100,
+    streamResetRate: 10,
+  })
+  // A protocol error ends its session (GOAWAY); without a listener it would end the process.
+  h2.on("sessionError", ignore)
+  const sessions = new Set<Http2.ServerHttp2Session>()
+  const idleMs = Duration.toMillis(limits.headersTimeout)
+  h2.on("session", (session) => {
+    sessions.add(session)
+    // Nothing in Node closes an idle session (HTTP/1.1 has its keep-alive timeout): a timer that
+    // runs only while the session has no open stream.
+    let open = 0
+    let idle: ReturnType<typeof setTimeout> | undefined
+    const arm = () => {
+      idle = setTimeout(() => {
+        session.close()
+        setTimeout(() => session.destroy(), 1000).unref()
+      }, idleMs).unref()
+    }
+    arm()
+    session.on("stream", (stream) => {
+      open++
+      clearTimeout(idle)
+      stream.once("close", () => {
+        if (--open === 0 && !session.closed) arm()
+      })
+    })
+    session.once("close", () => {
+      clearTimeout(idle)
+      sessions.delete(session)
+    })
+    session.on("error", ignore)
+  })
+  const route = (socket: TLSSocket) => {
+    if (socket.destroyed) return
+    if (socket.alpnProtocol === "h2") h2.emit("connection", socket)
+    else http1.call(server, socket)
+  }
+  return { route, h2, sessions }
+}
+
+const ignore = () => {}

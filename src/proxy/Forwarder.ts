@@ -16,6 +16,7 @@
 import { randomBytes } from "node:crypto"
 import type * as Http from "node:http"
 import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http"
+import type { Http2ServerRequest } from "node:http2"
 import { createRequire } from "node:module"
 import type { Socket } from "node:net"
 import * as net from "node:net"
@@ -272,7 +273,11 @@ export const make = Effect.fnUntraced(function* (
 
   /** The app reset mid-response: end the client's connection too, so it sees a truncated reply. */
   function onAnswerClose(this: Carrier) {
-    if (!this.complete) this[EXCHANGE]?.response.destroy()
+    // With an error: on HTTP/2 only a reset with an error code tells the client the answer is cut.
+    const exchange = this[EXCHANGE]
+    if (this.complete || exchange === undefined) return
+    if (exchange.request.httpVersionMajor === 2) exchange.response.destroy(new Error("the application reset"))
+    else exchange.response.destroy()
   }
 
   function onAnswer(this: Upstream, answer: Carrier) {
@@ -282,16 +287,24 @@ export const make = Effect.fnUntraced(function* (
     const { response } = exchange
     try {
       const status = answer.statusCode ?? 0
+      const http2 = exchange.request.httpVersionMajor === 2
       // Node's client takes any three digits, and hands a 101 without Upgrade over as an answer; a
-      // final answer is 200-999 (1xx are interim: Node's client consumes 100 and 102-199 itself).
-      if (status < 200 || status > 999) throw new BadAppResponse(`status ${status}`)
-      // A drain has already asked for `connection: close`.
+      // final answer is 200-999 (1xx are interim: Node's client consumes 100 and 102-199 itself);
+      // HTTP/2 carries 200-599 only.
+      if (status < 200 || status > (http2 ? 599 : 999)) throw new BadAppResponse(`status ${status}`)
       const { headers } = answer
-      clientResponseHeaders(
-        headers,
-        response.getHeader("connection") === "close" || !response.shouldKeepAlive,
-      )
-      response.writeHead(status, answer.statusMessage, headers)
+      if (http2) {
+        // No reason phrase and no `Connection` in HTTP/2 (Node warns on both).
+        clientResponseHeaders(headers, false, true)
+        response.writeHead(status, headers)
+      } else {
+        // A drain has already asked for `connection: close`.
+        clientResponseHeaders(
+          headers,
+          response.getHeader("connection") === "close" || !response.shouldKeepAlive,
+        )
+        response.writeHead(status, answer.statusMessage, headers)
+      }
       exchange.answer = answer
       answer[EXCHANGE] = exchange
       answer.on("data", countOut)
@@ -327,12 +340,13 @@ export const make = Effect.fnUntraced(function* (
   /** A reverse proxy receives origin-form targets only; anything else is not for the app. */
   const badTarget = (request: IncomingMessage) => !(request.url ?? "").startsWith("/")
 
-  const upstreamHeaders = (request: IncomingMessage, peer: Peer, upgrade: boolean) =>
+  const upstreamHeaders = (request: IncomingMessage, peer: Peer, upgrade: boolean, http2 = false) =>
     forwardedHeaders(request.rawHeaders, {
       clientAddress: peer.address,
       port: request.socket.localPort ?? 0,
       identity: peer.identityHeaders,
       upgrade,
+      http2,
     })
 
   const web = (request: IncomingMessage, response: ServerResponse, exchange: Exchange) => {
@@ -343,15 +357,20 @@ export const make = Effect.fnUntraced(function* (
         "Bad Request",
         "Expected an origin-form request target.",
       )
-      response.writeHead(400, { ...SECURITY_HEADERS, "content-type": contentType, connection: "close" })
+      response.writeHead(400, {
+        ...SECURITY_HEADERS,
+        "content-type": contentType,
+        ...(request.httpVersionMajor === 2 ? {} : { connection: "close" }),
+      })
       return void response.end(body)
     }
+    const http2 = request.httpVersionMajor === 2
     const upstream: Upstream = http.request({
       host: "127.0.0.1",
       port,
       method: request.method ?? "GET",
       path: request.url ?? "/",
-      headers: upstreamHeaders(request, exchange.peer, false),
+      headers: upstreamHeaders(request, exchange.peer, false, http2),
       agent,
     })
     upstream[EXCHANGE] = exchange
@@ -362,7 +381,10 @@ export const make = Effect.fnUntraced(function* (
     upstream.on("close", onUpstreamClose)
     // Node's server listens for no 'error' on a response; a write after its end would emit one unheard.
     response.on("error", ignore)
-    if (!hasBody(request.rawHeaders)) {
+    // HTTP/2 may send a body without Content-Length: its stream says whether one follows.
+    if (
+      http2 ? (request as unknown as Http2ServerRequest).stream.endAfterHeaders : !hasBody(request.rawHeaders)
+    ) {
       upstream.end()
     } else {
       ;(request as Carrier)[EXCHANGE] = exchange

@@ -65,6 +65,8 @@ export interface Forwarding {
   readonly identity: IdentityHeaders
   /** Keep `Upgrade`/`Connection: upgrade` (WebSocket handshakes). */
   readonly upgrade: boolean
+  /** The client spoke HTTP/2: `:authority` is its Host, and its Cookie fields are joined. */
+  readonly http2?: boolean
 }
 
 /**
@@ -88,9 +90,16 @@ export const forwardedHeaders = (
   }
   const out: Array<string> = []
   let host: string | undefined
+  let authority: string | undefined
+  let cookies: string | undefined
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const raw = rawHeaders[i] as string
     const value = rawHeaders[i + 1] ?? ""
+    // HTTP/2 pseudo-headers (`:method`, `:path`, …) are not fields; `:authority` is the Host.
+    if (raw.charCodeAt(0) === 58) {
+      if (raw === ":authority") authority = value
+      continue
+    }
     const name = raw.toLowerCase()
     const folded = name.includes("_") ? name.replaceAll("_", "-") : name
     // Host is kept before `Connection:` tokens are honoured: a client cannot make the sidecar drop it.
@@ -105,7 +114,17 @@ export const forwardedHeaders = (
     if (HOP_BY_HOP.has(folded) || isIdentityHeader(folded) || connectionTokens?.has(folded)) continue
     // The sidecar answers `Expect: 100-continue` itself; forwarding it would make the app wait again.
     if (folded === "expect") continue
+    // HTTP/2 clients may split Cookie into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
+    if (forwarding.http2 === true && name === "cookie") {
+      cookies = cookies === undefined ? value : `${cookies}; ${value}`
+      continue
+    }
     out.push(raw, value)
+  }
+  if (cookies !== undefined) out.push("cookie", cookies)
+  if (host === undefined && authority !== undefined) {
+    host = authority
+    out.unshift("host", authority)
   }
   const client = forwarding.clientAddress.replace(/^::ffff:/, "")
   if (forwarding.upgrade) out.push("connection", "upgrade", "upgrade", "websocket")
@@ -139,13 +158,23 @@ const RESPONSE_HOP_BY_HOP = [
  * Node's agent reads the headers object anyway (Keep-Alive), so editing it costs less than
  * building a raw list (measured).
  */
-export const clientResponseHeaders = (headers: IncomingHttpHeaders, closeConnection: boolean): void => {
+export const clientResponseHeaders = (
+  headers: IncomingHttpHeaders,
+  closeConnection: boolean,
+  http2 = false,
+): void => {
   const connection = headers.connection
   if (connection !== undefined) {
     for (const token of String(connection).split(",")) delete headers[canonical(token.trim())]
   }
   for (const name of RESPONSE_HOP_BY_HOP) delete headers[name]
-  headers.connection = closeConnection ? "close" : "keep-alive"
+  if (!http2) {
+    headers.connection = closeConnection ? "close" : "keep-alive"
+    return
+  }
+  // What Node refuses on an HTTP/2 response (its isIllegalConnectionSpecificHeader) beyond the above.
+  delete headers["http2-settings"]
+  if (headers.te !== undefined && headers.te !== "trailers") delete headers.te
 }
 
 /** RFC 9112 §6.3: a request without Content-Length or Transfer-Encoding has no body. */
