@@ -55,6 +55,7 @@ export class Gateway extends Context.Service<
         material: initial,
         limits: config.limits,
         http2: config.http2,
+        webSocketsOverHttp2: proxy.port !== undefined,
         allow: config.allow,
         log,
         metrics,

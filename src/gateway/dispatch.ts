@@ -267,11 +267,31 @@ export const install = (
   ) => void
   h2?.on("request", h2Request)
   h2?.on("checkContinue", h2Continue)
+  // RFC 8441: a WebSocket over an HTTP/2 stream (extended CONNECT, `:protocol: websocket`).
+  const onConnect = (request: Http2ServerRequest, response: Http2ServerResponse) => {
+    const refuseStream = (status: number) => {
+      response.writeHead(status)
+      response.end()
+    }
+    try {
+      const peer = Peer.of(request.socket)
+      if (peer === undefined) return void response.stream.close()
+      if (peer.denied !== undefined) return refuseStream(403)
+      if (request.headers[":protocol"] !== "websocket") return refuseStream(405)
+      if (!forwarding || paths.owns(request.url ?? "")) return refuseStream(404)
+      proxy.wsHttp2(request, response, peer)
+    } catch (error) {
+      failed(request as unknown as IncomingMessage, error)
+      response.stream.close(2)
+    }
+  }
+  h2?.on("connect", onConnect)
   return () => {
     server.off("request", onRequest)
     server.off("checkContinue", onCheckContinue)
     server.off("upgrade", onUpgrade)
     h2?.off("request", h2Request)
     h2?.off("checkContinue", h2Continue)
+    h2?.off("connect", onConnect)
   }
 }

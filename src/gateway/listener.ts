@@ -73,6 +73,8 @@ export interface ListenerOptions {
   readonly material: Material
   readonly limits: Limits
   readonly http2: Http2Settings
+  /** Announce RFC 8441 (WebSockets over HTTP/2): only when there is an app to tunnel to. */
+  readonly webSocketsOverHttp2: boolean
   readonly allow: AllowRules
   readonly log: LineLog
   readonly metrics: Recorder
@@ -84,11 +86,21 @@ const anchorsOf = (material: Material): ReadonlySet<string> =>
 export const errorText = (error: unknown): string =>
   error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error)
 
-export const make = ({ material, limits, http2, allow, log, metrics }: ListenerOptions): Listener => {
+export const make = ({
+  material,
+  limits,
+  http2,
+  webSocketsOverHttp2,
+  allow,
+  log,
+  metrics,
+}: ListenerOptions): Listener => {
   // Before the first socket: every stream, the TLS sockets included, buffers 16 KiB at most.
   limitStreamBuffers()
   const server = https.createServer(tlsOptions(material, limits, http2.enabled))
-  const { route, h2, sessions } = http2.enabled ? protocols(server, http2, limits) : plainHttp1
+  const { route, h2, sessions } = http2.enabled
+    ? protocols(server, http2, limits, webSocketsOverHttp2)
+    : plainHttp1
   // The client CAs end the chain a client is said to have sent (Client-Cert-Chain).
   let trustAnchors = anchorsOf(material)
   const setMaterial = (next: Material) => {
@@ -196,7 +208,12 @@ const plainHttp1: Protocols = { route: () => {}, h2: undefined, sessions: new Se
  * upgrade rule and drain), which `http2.createSecureServer({ allowHTTP1 })` would not
  * (docs/design/http2.md §1-2).
  */
-const protocols = (server: Https.Server, settings: Http2Settings, limits: Limits): Protocols => {
+const protocols = (
+  server: Https.Server,
+  settings: Http2Settings,
+  limits: Limits,
+  enableConnectProtocol: boolean,
+): Protocols => {
   const [http1] = server.listeners("secureConnection") as Array<
     (this: Https.Server, socket: TLSSocket) => void
   >
@@ -216,6 +233,7 @@ const protocols = (server: Https.Server, settings: Http2Settings, limits: Limits
     settings: {
       maxConcurrentStreams: settings.maxConcurrentStreams,
       maxHeaderListSize: limits.maxHeaderSize,
+      enableConnectProtocol,
     },
     // CVE-2023-44487 (rapid reset): both must be set for nghttp2's token bucket to take them.
     streamResetBurst: 100,

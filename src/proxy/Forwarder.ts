@@ -13,10 +13,10 @@
  * 502, a response that does not start within the response timeout 504; once the response has
  * started, a failure ends the client's connection.
  */
-import { randomBytes } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import type * as Http from "node:http"
 import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http"
-import type { Http2ServerRequest } from "node:http2"
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2"
 import { createRequire } from "node:module"
 import type { Socket } from "node:net"
 import * as net from "node:net"
@@ -57,6 +57,8 @@ export interface AppProxy {
   readonly web: (request: IncomingMessage, response: ServerResponse, exchange: Exchange) => void
   /** Tunnels a WebSocket handshake (and only a WebSocket: see the gateway's upgrade callback). */
   readonly ws: (request: IncomingMessage, socket: Duplex, head: Buffer, peer: Peer) => void
+  /** Tunnels a WebSocket over an HTTP/2 stream (RFC 8441) to the app's HTTP/1.1 WebSocket. */
+  readonly wsHttp2: (request: Http2ServerRequest, response: Http2ServerResponse, peer: Peer) => void
   /** Shutdown: close every proxied WebSocket with 1001 (going away), both ways. */
   readonly goAway: () => void
   /** Proxied WebSockets currently open. */
@@ -73,6 +75,7 @@ export const off: AppProxy = {
     throw new Error("nothing is forwarded")
   },
   ws: (_request, socket) => void socket.destroy(),
+  wsHttp2: (_request, response) => void response.stream.close(),
   goAway: () => {},
   openWebSockets: () => 0,
 }
@@ -111,6 +114,10 @@ const probe = (port: number, timeout: Duration.Duration) =>
   })
 
 const ignore = () => {}
+
+/** RFC 6455 §4.2.2: the Sec-WebSocket-Accept for a key. */
+const websocketAccept = (key: string): string =>
+  createHash("sha1").update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64")
 
 /** A WebSocket close frame (RFC 6455 §5.5.1); frames a client sends must be masked. */
 export const closeFrame = (code: number, reason: string, masked: boolean): Buffer => {
@@ -483,6 +490,84 @@ export const make = Effect.fnUntraced(function* (
     upstream.end()
   }
 
+  /**
+   * RFC 8441: the client's extended CONNECT becomes an HTTP/1.1 WebSocket handshake to the app, with
+   * a Sec-WebSocket-Key of the sidecar's own (an HTTP/2 client sends none), checked against the
+   * app's Accept; the app's 101 becomes the stream's 200 (RFC 8441 §5: no Upgrade, Connection or
+   * Accept); then bytes go both ways unchanged, so frames, masking and extensions stay end to end.
+   */
+  const wsHttp2 = (request: Http2ServerRequest, response: Http2ServerResponse, peer: Peer) => {
+    const key = randomBytes(16).toString("base64")
+    const headers = upstreamHeaders(request as unknown as IncomingMessage, peer, true, true)
+    headers.push("sec-websocket-key", key)
+    const started = performance.now()
+    const path = pathOf(request.url ?? "")
+    const stream = response.stream
+    const upstream = http.request({
+      host: "127.0.0.1",
+      port,
+      method: "GET",
+      path: request.url ?? "/",
+      headers,
+      agent: tunnelAgent,
+    })
+    const timer = setTimeout(() => upstream.destroy(new ResponseTimeout("no response")), responseTimeoutMs)
+    const refuse = (status: number, error?: NodeJS.ErrnoException) => {
+      clearTimeout(timer)
+      if (error !== undefined) warnUnreachable(error, request as unknown as IncomingMessage)
+      if (stream.destroyed) return
+      if (response.headersSent) return void stream.close(2)
+      response.writeHead(status)
+      response.end()
+    }
+    upstream.on("error", (error: NodeJS.ErrnoException) => refuse(unreachable(error)[0], error))
+    upstream.on("response", (answer) => {
+      // The app did not switch: its answer, status and body, goes to the client.
+      clearTimeout(timer)
+      if (stream.destroyed) return void answer.destroy()
+      const status = answer.statusCode ?? 502
+      response.writeHead(status >= 200 && status <= 599 ? status : 502)
+      answer.pipe(response as unknown as NodeJS.WritableStream)
+    })
+    upstream.on("upgrade", (answer, app: Socket, appHead: Buffer) => {
+      clearTimeout(timer)
+      app.on("error", ignore)
+      if (stream.destroyed) return void app.destroy()
+      if (answer.headers["sec-websocket-accept"] !== websocketAccept(key)) {
+        app.destroy()
+        return refuse(502, new BadAppResponse("the application's Sec-WebSocket-Accept does not match"))
+      }
+      const out: Record<string, string> = {}
+      for (const name of ["sec-websocket-protocol", "sec-websocket-extensions"]) {
+        const value = answer.headers[name]
+        if (typeof value === "string") out[name] = value
+      }
+      response.writeHead(200, out)
+      if (appHead.length > 0) stream.write(appHead)
+      app.setNoDelay(true)
+      tunnels.set(stream, app)
+      stream.on("error", ignore)
+      stream.on("data", (chunk: Buffer) => countRead(chunk.length))
+      stream.once("close", () => {
+        tunnels.delete(stream)
+        app.destroy()
+        log.write("info", "proxied websocket closed", {
+          path,
+          durationMs: Math.round(performance.now() - started),
+          client: peer.certificate.commonName ?? "",
+        })
+      })
+      app.once("close", () => stream.close())
+      app.pipe(stream)
+      stream.pipe(app)
+    })
+    stream.once("close", () => {
+      clearTimeout(timer)
+      if (!tunnels.has(stream)) upstream.destroy()
+    })
+    upstream.end()
+  }
+
   const goAway = () => {
     for (const [client, app] of tunnels) {
       // Stop relaying first, so the close frame is not spliced into a frame from the app.
@@ -515,6 +600,7 @@ export const make = Effect.fnUntraced(function* (
     reachability: Ref.get(reachability),
     web,
     ws,
+    wsHttp2,
     goAway,
     openWebSockets: () => tunnels.size,
   })

@@ -36,6 +36,9 @@ const throwing = Layer.succeed(
     ws: () => {
       throw new Error("boom in ws")
     },
+    wsHttp2: () => {
+      throw new Error("boom in ws over HTTP/2")
+    },
     goAway: () => {},
     openWebSockets: () => 0,
   }),

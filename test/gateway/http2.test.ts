@@ -6,12 +6,14 @@
 import * as http2 from "node:http2"
 import * as net from "node:net"
 import * as tls from "node:tls"
+import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as MemoryResourceClient from "../../src/dev/cdh/MemoryResourceClient.ts"
 import { type Backend, type SeenRequest, startBackend } from "../support/backend.ts"
-import { type Fixtures, makeFixtures } from "../support/fixtures.ts"
+import { type Fixtures, makeFixtures, resourcesFor } from "../support/fixtures.ts"
 import { get } from "../support/https.ts"
-import type { CapturedLog } from "../support/logs.ts"
-import { inProcess } from "../support/sidecar.ts"
+import { type CapturedLog, capture } from "../support/logs.ts"
+import { inProcess, settingsFor, start } from "../support/sidecar.ts"
 
 let pki: Fixtures
 let backend: Backend
@@ -174,6 +176,68 @@ describe("HTTP/2 (HTTP2=true)", () => {
     h2.close()
   })
 
+  it("tunnels a WebSocket over an HTTP/2 stream (RFC 8441) to the app's HTTP/1.1 WebSocket", async () => {
+    const session = http2.connect(url, { ...client(), servername: "localhost" })
+    session.on("error", () => {})
+    // The server announces extended CONNECT in its SETTINGS.
+    await new Promise<void>((resolve) => session.once("remoteSettings", () => resolve()))
+    expect(session.remoteSettings.enableConnectProtocol).toBe(true)
+    const stream = session.request({
+      ":method": "CONNECT",
+      ":protocol": "websocket",
+      ":path": "/ws",
+      ":scheme": "https",
+      ":authority": "localhost",
+      "sec-websocket-version": "13",
+    })
+    const status = await new Promise<number>((resolve) =>
+      stream.once("response", (h) => resolve(Number(h[":status"]))),
+    )
+    expect(status).toBe(200)
+    // A masked text frame "hello" (RFC 6455 §5.2), then the app's echo (unmasked) comes back.
+    const mask = Buffer.from([1, 2, 3, 4])
+    const payload = Buffer.from("hello")
+    stream.write(
+      Buffer.concat([
+        Buffer.from([0x81, 0x80 | payload.length]),
+        mask,
+        payload.map((b, i) => b ^ (mask[i % 4] ?? 0)),
+      ]),
+    )
+    const echo = await new Promise<Buffer>((resolve) =>
+      stream.once("data", (chunk: Buffer) => resolve(chunk)),
+    )
+    expect(echo[0]).toBe(0x81)
+    expect(echo.subarray(2).toString()).toBe("hello")
+    expect(backend.seenUpgrades.at(-1)?.headers["sec-websocket-key"]).toBeDefined()
+    expect(String(backend.seenUpgrades.at(-1)?.headers["x-forwarded-client-cert"])).toContain("Subject=")
+    stream.close()
+    session.close()
+  })
+
+  it("refuses an extended CONNECT to a sidecar path, and a plain CONNECT", async () => {
+    const session = http2.connect(url, { ...client(), servername: "localhost" })
+    session.on("error", () => {})
+    await new Promise<void>((resolve) => session.once("remoteSettings", () => resolve()))
+    const statusOf = (headers: http2.OutgoingHttpHeaders) =>
+      new Promise<number>((resolve) => {
+        const stream = session.request(headers)
+        stream.on("error", () => resolve(-1))
+        stream.once("response", (h) => resolve(Number(h[":status"])))
+      })
+    expect(
+      await statusOf({
+        ":method": "CONNECT",
+        ":protocol": "websocket",
+        ":path": "/api/status",
+        ":scheme": "https",
+        ":authority": "localhost",
+      }),
+    ).toBe(404)
+    expect(await statusOf({ ":method": "CONNECT", ":authority": "example.com:443" })).toBe(405)
+    session.close()
+  })
+
   it("logs and counts HTTP/2 exchanges like the others", async () => {
     const h2 = connect(url)
     await h2.request({ ":path": "/logged-h2" })
@@ -204,6 +268,26 @@ describe("HTTP/2 and an app whose answer HTTP/2 cannot carry", () => {
     } finally {
       app.close()
     }
+  })
+})
+
+describe("HTTP/2 and the drain", () => {
+  it("sends GOAWAY, lets a stream in flight finish, and shuts down", async () => {
+    const scope = Effect.runSync(Scope.make())
+    const url = await Effect.runPromise(
+      start(
+        settingsFor({ HTTP2: "true", FORWARD_PORT: String(backend.port) }),
+        MemoryResourceClient.make(resourcesFor(pki)).layer,
+      ).pipe(Effect.provide(capture().layer), Scope.provide(scope)),
+    )
+    const h2 = connect(url)
+    const goaway = new Promise<void>((resolve) => h2.session.once("goaway", () => resolve()))
+    const inFlight = h2.request({ ":path": "/slow?ms=800" })
+    await new Promise((r) => setTimeout(r, 200))
+    const closed = Effect.runPromise(Scope.close(scope, Exit.void))
+    await goaway
+    expect((await inFlight).status).toBe(200)
+    await closed
   })
 })
 
