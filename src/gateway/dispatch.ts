@@ -170,6 +170,7 @@ export const install = (
         } else {
           line.route = exchange.route
         }
+        line.protocol = exchange.request.httpVersionMajor === 2 ? "h2" : "http/1.1"
         line.durationMs = Math.round(elapsed)
         line.client = exchange.peer.certificate.commonName ?? ""
         // After a client's reset, an HTTP/2 response is `writableFinished` but not `writableEnded`.

@@ -457,6 +457,7 @@ export const make = Effect.fnUntraced(function* (
       app.destroy()
       log.write("info", "proxied websocket closed", {
         path,
+        protocol: "http/1.1",
         durationMs: Math.round(performance.now() - started),
         client: peer.certificate.commonName ?? "",
       })
@@ -553,6 +554,7 @@ export const make = Effect.fnUntraced(function* (
         app.destroy()
         log.write("info", "proxied websocket closed", {
           path,
+          protocol: "h2",
           durationMs: Math.round(performance.now() - started),
           client: peer.certificate.commonName ?? "",
         })
