@@ -62,7 +62,7 @@ export class Gateway extends Context.Service<
       })
       const { server } = listener
       let draining = false
-      const removeDispatch = Dispatch.install(server, listener.h2, {
+      const removeDispatch = Dispatch.install(server, listener.whenHttp2, {
         maxHeaderSize: config.limits.maxHeaderSize,
         paths: SidecarPaths.make(config.pathPrefix),
         app: handler,

@@ -123,12 +123,12 @@ const refuseUpgrade = (socket: Duplex, status: number, title: string) =>
 const causeOf = (error: unknown) => (error instanceof Error ? (error.stack ?? error.message) : String(error))
 
 /**
- * Installs the request, checkContinue and upgrade handlers on `server`, and the request and
- * checkContinue handlers on the HTTP/2 server when there is one; returns their remover.
+ * Installs the request, checkContinue and upgrade handlers on `server`, and the request,
+ * checkContinue and connect handlers on the HTTP/2 server once it exists; returns their remover.
  */
 export const install = (
   server: Server,
-  h2: Http2Server | undefined,
+  whenHttp2: (attach: (h2: Http2Server) => void) => void,
   options: DispatchOptions,
 ): (() => void) => {
   const { paths, app, proxy, log, metrics, draining } = options
@@ -266,8 +266,6 @@ export const install = (
     request: Http2ServerRequest,
     response: Http2ServerResponse,
   ) => void
-  h2?.on("request", h2Request)
-  h2?.on("checkContinue", h2Continue)
   // RFC 8441: a WebSocket over an HTTP/2 stream (extended CONNECT, `:protocol: websocket`).
   const onConnect = (request: Http2ServerRequest, response: Http2ServerResponse) => {
     const refuseStream = (status: number) => {
@@ -286,7 +284,13 @@ export const install = (
       response.stream.close(2)
     }
   }
-  h2?.on("connect", onConnect)
+  let h2: Http2Server | undefined
+  whenHttp2((server) => {
+    h2 = server
+    server.on("request", h2Request)
+    server.on("checkContinue", h2Continue)
+    server.on("connect", onConnect)
+  })
   return () => {
     server.off("request", onRequest)
     server.off("checkContinue", onCheckContinue)

@@ -56,8 +56,12 @@ export const tlsOptions = (material: Material, limits: Limits, http2 = false): H
 export interface Listener {
   /** The TLS listener, and the HTTP/1.1 server of its connections. */
   readonly server: Https.Server
-  /** The HTTP/2 server of the connections that chose h2 (never listens itself); undefined when off. */
-  readonly h2: Http2.Http2Server | undefined
+  /**
+   * Calls `attach` with the HTTP/2 server of the connections that chose h2 (it never listens
+   * itself) once it exists: at the first such connection, so that a sidecar no browser has reached
+   * never loads node:http2. Never called when HTTP/2 is off.
+   */
+  readonly whenHttp2: (attach: (h2: Http2.Http2Server) => void) => void
   /** Open HTTP/2 sessions, for the drain. */
   readonly sessions: ReadonlySet<Http2.ServerHttp2Session>
   /**
@@ -98,7 +102,7 @@ export const make = ({
   // Before the first socket: every stream, the TLS sockets included, buffers 16 KiB at most.
   limitStreamBuffers()
   const server = https.createServer(tlsOptions(material, limits, http2.enabled))
-  const { route, h2, sessions } = http2.enabled
+  const { route, whenHttp2, sessions } = http2.enabled
     ? protocols(server, http2, limits, webSocketsOverHttp2)
     : plainHttp1
   // The client CAs end the chain a client is said to have sent (Client-Cert-Chain).
@@ -188,18 +192,18 @@ export const make = ({
     }
   })
 
-  return { server, h2, sessions, setMaterial, dispose: removeBudgets }
+  return { server, whenHttp2, sessions, setMaterial, dispose: removeBudgets }
 }
 
 interface Protocols {
   /** Hands an admitted TLS socket to the parser of its protocol. */
   readonly route: (socket: TLSSocket) => void
-  readonly h2: Http2.Http2Server | undefined
+  readonly whenHttp2: (attach: (h2: Http2.Http2Server) => void) => void
   readonly sessions: Set<Http2.ServerHttp2Session>
 }
 
 /** HTTP/2 off: Node's own HTTP/1.1 listener parses every connection, as it always did. */
-const plainHttp1: Protocols = { route: () => {}, h2: undefined, sessions: new Set() }
+const plainHttp1: Protocols = { route: () => {}, whenHttp2: () => {}, sessions: new Set() }
 
 /**
  * HTTP/2 on: Node's HTTP/1.1 connection listener is taken off the TLS server and called here, after
@@ -227,7 +231,34 @@ const protocols = (
     throw new Error("HTTP2: this Node release's https.Server is not as expected; set HTTP2=false")
   }
   server.off("secureConnection", http1)
-  // Loaded only when on: node:http2 costs about 4.5 MiB of memory (docs/design/http2.md §6).
+  const sessions = new Set<Http2.ServerHttp2Session>()
+  let h2: Http2.Http2Server | undefined
+  const attached: Array<(h2: Http2.Http2Server) => void> = []
+  const whenHttp2 = (attach: (h2: Http2.Http2Server) => void) => {
+    if (h2 === undefined) attached.push(attach)
+    else attach(h2)
+  }
+  const http2Server = (): Http2.Http2Server => {
+    if (h2 !== undefined) return h2
+    h2 = makeHttp2Server(settings, limits, enableConnectProtocol, sessions)
+    for (const attach of attached.splice(0)) attach(h2)
+    return h2
+  }
+  const route = (socket: TLSSocket) => {
+    if (socket.destroyed) return
+    if (socket.alpnProtocol === "h2") http2Server().emit("connection", socket)
+    else http1.call(server, socket)
+  }
+  return { route, whenHttp2, sessions }
+}
+
+const makeHttp2Server = (
+  settings: Http2Settings,
+  limits: Limits,
+  enableConnectProtocol: boolean,
+  sessions: Set<Http2.ServerHttp2Session>,
+): Http2.Http2Server => {
+  // Loaded at the first h2 connection: node:http2 costs about 4.5 MiB of memory (docs/design/http2.md §6).
   const http2 = process.getBuiltinModule("node:http2") as typeof Http2
   const h2 = http2.createServer({
     settings: {
@@ -241,7 +272,6 @@ const protocols = (
   })
   // A protocol error ends its session (GOAWAY); without a listener it would end the process.
   h2.on("sessionError", ignore)
-  const sessions = new Set<Http2.ServerHttp2Session>()
   const idleMs = Duration.toMillis(limits.headersTimeout)
   h2.on("session", (session) => {
     sessions.add(session)
@@ -269,12 +299,7 @@ const protocols = (
     })
     session.on("error", ignore)
   })
-  const route = (socket: TLSSocket) => {
-    if (socket.destroyed) return
-    if (socket.alpnProtocol === "h2") h2.emit("connection", socket)
-    else http1.call(server, socket)
-  }
-  return { route, h2, sessions }
+  return h2
 }
 
 const ignore = () => {}

@@ -1,5 +1,5 @@
 /**
- * HTTP/2 on the mTLS listener (HTTP2=true; off by default until issue 13 is done): an h2 client
+ * HTTP/2 on the mTLS listener (on by default; HTTP2=false turns it off): an h2 client
  * reaches the sidecar's paths and the app as an HTTP/1.1 client does, the app still receives
  * HTTP/1.1, and HTTP/1.1 clients on the same port are unchanged. With HTTP/2 off, h2 is not offered.
  */
@@ -63,7 +63,7 @@ const connect = (url: string) => {
 
 const seen = (reply: H2Reply): SeenRequest => JSON.parse(reply.body) as SeenRequest
 
-describe("HTTP/2 (HTTP2=true)", () => {
+describe("HTTP/2", () => {
   let url: string
   let logs: Array<CapturedLog>
   beforeAll(async () => {
@@ -291,9 +291,9 @@ describe("HTTP/2 and the drain", () => {
   })
 })
 
-describe("HTTP/2 off (the default)", () => {
+describe("HTTP/2 off (HTTP2=false)", () => {
   it("is not offered: an h2-only client fails the handshake, HTTP/1.1 is served", async () => {
-    const { url } = await sidecars.start(pki, {})
+    const { url } = await sidecars.start(pki, { HTTP2: "false" })
     const failed = await new Promise<string>((resolve) => {
       const socket = tls.connect({
         host: "127.0.0.1",
