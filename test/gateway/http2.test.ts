@@ -271,6 +271,25 @@ describe("HTTP/2 and an app whose answer HTTP/2 cannot carry", () => {
   })
 })
 
+describe("HTTP/2 and the allow-lists and metrics", () => {
+  it("refuses a client the allow-lists do not name with 403, and counts HTTP/2 exchanges", async () => {
+    const { url } = await sidecars.start(pki, {
+      ALLOW_CN: "someone-else",
+      FORWARD_PORT: String(backend.port),
+    })
+    const h2 = connect(url)
+    const denied = await h2.request({ ":path": "/app/secret" })
+    expect(denied.status).toBe(403)
+    h2.close()
+    const allowed = await sidecars.start(pki, { FORWARD_PORT: String(backend.port) })
+    const ok = connect(allowed.url)
+    for (let i = 0; i < 3; i++) expect((await ok.request({ ":path": `/counted/${i}` })).status).toBe(200)
+    const metrics = await ok.request({ ":path": "/api/metrics" })
+    expect(metrics.body).toMatch(/coco_http_requests_total\{route="app",status="200"\} 3\b/)
+    ok.close()
+  })
+})
+
 describe("HTTP/2 and the drain", () => {
   it("sends GOAWAY, lets a stream in flight finish, and shuts down", async () => {
     const scope = Effect.runSync(Scope.make())
