@@ -28,6 +28,7 @@ build: deps
 # The browser test needs Debian's Chromium: installed when missing and possible, else that test is skipped.
 test: deps
 	@scripts/ensure-chromium.sh
+	@DEBIAN_FRONTEND=noninteractive scripts/ensure-jupyter.sh
 	vitest run $(VITEST_ARGS)
 
 # DEMO_APP=1 also starts a demo application and forwards to it.
