@@ -5,7 +5,7 @@
  *
  *   node scripts/bench.ts [--write] [--no-build] [--duration S] [--prime S] [--startup-runs N]
  *                         [--no-reference] [--flags "<NODE_OPTIONS>"] [--flags-as-args]
- *                         [--env NAME=VALUE]... [--only small,handshake,transfer,ws,hostile,cpu100m]
+ *                         [--env NAME=VALUE]... [--only small,handshake,transfer,ws,hostile,cpu100m,http2]
  *                         [--json FILE] [--limit MiB] [--flags-node PATH] [--bundle FILE]
  *
  * Everything runs on 127.0.0.1, each part in its own process: the backend
@@ -25,6 +25,13 @@
  *     cgroup limited to kubectl-coco's 100m (a CFS quota of 10 ms per 100 ms), serving an RSA-4096
  *     server certificate: p50/p99 of small GETs at a fixed rate over 4 connections, and of full
  *     handshakes one at a time. Primed without a limit first; the backend is not limited.
+ *  7. `http2` (issue 13), the sidecar with the container flags and HTTP2=true: browser-like page loads
+ *     (an HTML page, then the 40 assets it references, 6 requests at a time, a new client each: full
+ *     handshakes with an RSA-4096 server key, no resumption) over HTTP/1.1 (up to 6 connections) and
+ *     over HTTP/2 (1 connection), unlimited then in a 100m CPU cgroup (back to back, then 2 a
+ *     second): page loads/s, p50, p99; and small GETs, 32 at once, over HTTP/2 (4 connections)
+ *     against HTTP/1.1 (32 connections), and over HTTP/1.1 with HTTP2=false against HTTP2=true,
+ *     alternated over two rounds: requests/s and the sidecar's CPU per request.
  * Plus idle RSS (2 s after the first served request), peak RSS (VmHWM, reset before each scenario)
  * and peak anonymous memory, CPU use per process and scenario, start-up to the first served
  * request (median), and the idle RSS of a bare `node` and of `node` with node:https, for scale.
@@ -77,14 +84,14 @@ import {
   rssMiB,
 } from "./bench/proc.ts"
 import type { LoadJob, LoadResult, RateResult, Scenario, Target, TransferResult } from "./bench/shared.ts"
-import { SMALL_PATH } from "./bench/shared.ts"
+import { PAGE_PATH, pageHtml, SMALL_BODY, SMALL_PATH } from "./bench/shared.ts"
 
 // ---------------------------------------------------------------------------------------------------------
 // options
 
 const CONTAINER_FLAGS = "--max-semi-space-size=2 --max-old-space-size=64"
 /** What `--only` selects from. */
-const ONLY: ReadonlyArray<string> = ["small", "handshake", "transfer", "ws", "hostile", "cpu100m"]
+const ONLY: ReadonlyArray<string> = ["small", "handshake", "transfer", "ws", "hostile", "cpu100m", "http2"]
 
 interface Options {
   readonly write: boolean
@@ -242,18 +249,21 @@ const clientKeyFile = file("client-key.pem", pki.client.keyPem)
 const serverCertFile = file("server-cert.pem", pki.server.certPem)
 const serverKeyFile = file("server-key.pem", pki.server.keyPem)
 // The CPU-limited scenario's server certificate: an RSA-4096 key (signed by the same ECDSA CA), whose
-// signature is most of a handshake's cost. Issued in the background; only that scenario waits for it.
+// signature is most of a handshake's cost (the HTTP/2 page loads use it too). Issued in the background;
+// only the scenarios that use it wait for it.
 const wantCpu100m = options.only?.includes("cpu100m") ?? true
-const rsaServer = wantCpu100m
-  ? issue(pki.ca, {
-      cn: DEV_SERVER_CN,
-      kind: "server",
-      dnsNames: DEV_SERVER_DNS_NAMES,
-      ipAddresses: DEV_SERVER_IP_ADDRESSES,
-      algorithm: "rsa-4096",
-      org: DEV_ORG,
-    })
-  : undefined
+const wantHttp2 = options.only?.includes("http2") ?? true
+const rsaServer =
+  wantCpu100m || wantHttp2
+    ? issue(pki.ca, {
+        cn: DEV_SERVER_CN,
+        kind: "server",
+        dnsNames: DEV_SERVER_DNS_NAMES,
+        ipAddresses: DEV_SERVER_IP_ADDRESSES,
+        algorithm: "rsa-4096",
+        org: DEV_ORG,
+      })
+    : undefined
 const RSA_RESOURCES = {
   cert: "shop/sidecar-tls-rsa/server-cert",
   key: "shop/sidecar-tls-rsa/server-key",
@@ -329,9 +339,23 @@ interface LaunchVariant {
   readonly rsa4096?: boolean
   /** Start the front in this CPU cgroup (the sidecar with the container flags also in its memory cgroup). */
   readonly cpu?: Cgroup.CpuCgroup
+  /** Sidecar only: environment variables over `--env`'s (HTTP2). */
+  readonly env?: Readonly<Record<string, string>>
+  /** false: the sidecar with the container flags stays out of its memory cgroup (two of them at once). */
+  readonly memoryCgroup?: boolean
 }
 /** Written when the RSA-4096 certificate is ready (the CPU-limited scenario). */
 let rsaFiles: { readonly cert: string; readonly key: string } | undefined
+/** Makes the RSA-4096 material available to the fronts (the mock CDH, files): undefined if not issued. */
+const ensureRsa = async (): Promise<typeof rsaFiles> => {
+  const rsa = await rsaServer
+  if (rsa !== undefined && rsaFiles === undefined) {
+    cdh.setResource(RSA_RESOURCES.cert, rsa.certPem)
+    cdh.setResource(RSA_RESOURCES.key, rsa.keyPem)
+    rsaFiles = { cert: file("rsa-server-cert.pem", rsa.certPem), key: file("rsa-server-key.pem", rsa.keyPem) }
+  }
+  return rsaFiles
+}
 
 let launches = 0
 const launch = async (id: FrontId, variant: LaunchVariant = {}): Promise<Front> => {
@@ -354,6 +378,7 @@ const launch = async (id: FrontId, variant: LaunchVariant = {}): Promise<Front> 
     FORWARD_PORT: String(backendPort),
     POD_NAME: "bench",
     ...options.env,
+    ...variant.env,
     ...flagsEnv,
   }
   const [args, env, probePath] =
@@ -376,7 +401,12 @@ const launch = async (id: FrontId, variant: LaunchVariant = {}): Promise<Front> 
   const t0 = performance.now()
   // With cgroup v2 a process is in one cgroup only: a CPU cgroup there carries the memory limit too.
   const joins = [
-    ...(id === "flags" && "add" in cgroup && variant.cpu?.memoryLimitMiB === undefined ? [cgroup.path] : []),
+    ...(id === "flags" &&
+    "add" in cgroup &&
+    variant.memoryCgroup !== false &&
+    variant.cpu?.memoryLimitMiB === undefined
+      ? [cgroup.path]
+      : []),
     ...(variant.cpu ? [variant.cpu.path] : []),
   ]
   const executable = id === "flags" ? options.flagsNode : process.execPath
@@ -768,12 +798,7 @@ let limitedSkipped: string | undefined
 let limitedAs: string | undefined
 
 if (wantCpu100m) {
-  const rsa = await rsaServer
-  if (rsa !== undefined) {
-    cdh.setResource(RSA_RESOURCES.cert, rsa.certPem)
-    cdh.setResource(RSA_RESOURCES.key, rsa.keyPem)
-    rsaFiles = { cert: file("rsa-server-cert.pem", rsa.certPem), key: file("rsa-server-key.pem", rsa.keyPem) }
-  }
+  await ensureRsa()
   for (const id of ["flags", ...(options.reference ? (["reference"] as const) : [])] as const) {
     // With cgroup v2 the sidecar leaves its memory cgroup for this one: it carries the same memory limit.
     const memoryLimitMiB =
@@ -837,6 +862,214 @@ if (wantCpu100m) {
       } catch {
         // a process still in it: the next run removes it (removeStale)
       }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// HTTP/2 (issue 13), the sidecar with the container flags throughout. First small GETs, closed loop:
+// HTTP/1.1 through a sidecar with HTTP2=false and one with HTTP2=true (both running, out of the memory
+// cgroup, so that the two can alternate), and HTTP/2 through the latter; two rounds, the second in the
+// reverse order, so that a drift of the machine weighs on each alike. Then browser-like page loads through
+// a sidecar with HTTP2=true as the image runs it (its memory cgroup, an RSA-4096 server key), in a CPU
+// cgroup: primed, measured unlimited, then limited to 100m (back to back, then at a fixed rate).
+
+const H2_SESSIONS = 4
+const H2_STREAMS = 32
+const H2_ROUNDS = 2
+const PAGE_ASSETS = 40
+const PAGE_PARALLEL = 6
+/** Page loads at once (a closed loop): one browser loading one page after the other. */
+const PAGE_CONCURRENCY = 1
+/**
+ * At 100m, also page loads at a fixed rate well under what 100m serves (an open loop): back to back,
+ * every page load finds the quota spent by the one before; paced, it mostly finds it whole, as a
+ * user's click on a sidecar that is not busy. A longer window, for more of them.
+ */
+const PAGE_RATE = 2
+const PAGE_PACED_MS = 2 * options.durationMs
+
+type Protocol = "http/1.1" | "h2"
+type ThroughputId = "h1-off" | "h1-on" | "h2-on"
+type PageMode = "100m" | "100m paced" | "unlimited"
+type PageId = `${PageMode} ${Protocol}`
+interface H2Cell {
+  readonly result: RateResult
+  /** CPU use over the window, % of one core: the sidecar, the backend, everything else on the machine. */
+  readonly frontCpu: number
+  readonly backendCpu: number
+  readonly otherCpu: number
+  /** The CPU cgroup's throttling over the window (page loads in the cgroup). */
+  readonly throttling?: Cgroup.CpuThrottling
+}
+const h2Rounds = new Map<ThroughputId, Array<H2Cell>>()
+const pageCells = new Map<PageId, H2Cell>()
+/** Why the page loads were not measured at 100m, or at all, where they were not. */
+let pagesLimitedSkipped: string | undefined
+let pagesSkipped: string | undefined
+let h2ThroughputSkipped: string | undefined
+/** The page loads' CPU limit as the cgroup holds it. */
+let pagesLimitedAs: string | undefined
+const describeError = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+const measureOn = async (front: Front, scenario: Scenario, cpu?: Cgroup.CpuCgroup): Promise<H2Cell> => {
+  let before: Cgroup.CpuThrottling | undefined
+  let after: Cgroup.CpuThrottling | undefined
+  const run = await runLoad(
+    { target: targetOf(front.id, front.port), scenario },
+    [backendPid, front.pid],
+    (window) => {
+      if (cpu === undefined) return
+      if (window === "start") before = cpu.throttling()
+      else after = cpu.throttling()
+    },
+  )
+  if (run.result.kind === "transfer") throw new Error("not a rate scenario")
+  const [backendCpu = Number.NaN, frontCpu = Number.NaN] = run.cpu.processes
+  return {
+    result: run.result,
+    frontCpu,
+    backendCpu,
+    otherCpu: run.cpu.machine - backendCpu - frontCpu - run.result.loadCpuPercent,
+    ...(before !== undefined && after !== undefined
+      ? {
+          throttling: {
+            periods: after.periods - before.periods,
+            throttled: after.throttled - before.throttled,
+            throttledMs: after.throttledMs - before.throttledMs,
+          },
+        }
+      : {}),
+  }
+}
+const h1Small = (durationMs: number, warmupMs = WARMUP_MS): Scenario => ({
+  kind: "small",
+  connections: H2_STREAMS,
+  warmupMs,
+  durationMs,
+})
+const h2Small = (durationMs: number, warmupMs = WARMUP_MS): Scenario => ({
+  kind: "h2small",
+  sessions: H2_SESSIONS,
+  streams: H2_STREAMS,
+  warmupMs,
+  durationMs,
+})
+const pageLoad = (
+  protocol: Protocol,
+  durationMs: number,
+  warmupMs = WARMUP_MS,
+  ratePerSecond?: number,
+): Scenario => ({
+  kind: "page",
+  protocol,
+  assets: PAGE_ASSETS,
+  parallel: PAGE_PARALLEL,
+  concurrency: PAGE_CONCURRENCY,
+  ...(ratePerSecond === undefined ? {} : { ratePerSecond }),
+  warmupMs,
+  durationMs,
+})
+
+if (wantHttp2) {
+  progress("HTTP/2: small GETs through sidecars with HTTP2=false and HTTP2=true (container flags)")
+  const h2Fronts: Array<Front> = []
+  try {
+    const off = await launch("flags", { env: { HTTP2: "false" }, memoryCgroup: false })
+    h2Fronts.push(off)
+    const on = await launch("flags", { env: { HTTP2: "true" }, memoryCgroup: false })
+    h2Fronts.push(on)
+    if (options.primeMs > 0) {
+      // As long for both (the JIT keeps gaining for seconds): HTTP2=true's includes HTTP/2 GETs.
+      progress(`HTTP/2: priming both (${(options.primeMs * 1.5) / 1000} s of small GETs each)`)
+      await runLoad({ target: targetOf("flags", off.port), scenario: h1Small(options.primeMs * 1.5, 0) }, [])
+      await runLoad({ target: targetOf("flags", on.port), scenario: h1Small(options.primeMs, 0) }, [])
+      await runLoad({ target: targetOf("flags", on.port), scenario: h2Small(options.primeMs / 2, 0) }, [])
+    }
+    const order: ReadonlyArray<readonly [ThroughputId, Front, Scenario]> = [
+      ["h1-off", off, h1Small(options.durationMs / H2_ROUNDS)],
+      ["h1-on", on, h1Small(options.durationMs / H2_ROUNDS)],
+      ["h2-on", on, h2Small(options.durationMs / H2_ROUNDS)],
+    ]
+    for (let round = 0; round < H2_ROUNDS; round++) {
+      for (const [id, front, scenario] of round % 2 === 0 ? order : [...order].reverse()) {
+        progress(`HTTP/2: small GETs, round ${round + 1}: ${id}`)
+        const cell = await measureOn(front, scenario)
+        h2Rounds.set(id, [...(h2Rounds.get(id) ?? []), cell])
+      }
+    }
+  } catch (error) {
+    h2ThroughputSkipped = describeError(error)
+    progress(`HTTP/2: small GETs not measured: ${h2ThroughputSkipped}`)
+  }
+  for (const front of h2Fronts) await stop(front.child)
+
+  const rsa = await ensureRsa()
+  // With cgroup v2 the sidecar leaves its memory cgroup for this one: it carries the same memory limit.
+  const memoryLimitMiB = "version" in cgroup && cgroup.version === 2 ? cgroup.limitMiB : undefined
+  const cpu = Cgroup.createCpu(`coco-bench-cpu-h2-${process.pid}`, memoryLimitMiB)
+  if ("unavailable" in cpu) {
+    pagesLimitedSkipped = `no CPU cgroup: ${cpu.unavailable}`
+    progress(`HTTP/2: page loads at 100m not measured, ${pagesLimitedSkipped}`)
+  }
+  const limitable = "unavailable" in cpu ? undefined : cpu
+  try {
+    if (rsa === undefined) throw new Error("no RSA-4096 certificate")
+    progress("HTTP/2: page loads through the sidecar with HTTP2=true, as the image runs it, RSA-4096")
+    const front = await launch("flags", {
+      rsa4096: true,
+      env: { HTTP2: "true" },
+      ...(limitable ? { cpu: limitable } : {}),
+    })
+    try {
+      if (options.primeMs > 0) {
+        progress(`HTTP/2: priming (${options.primeMs / 1000} s of page loads, half of them over HTTP/2)`)
+        for (const protocol of ["http/1.1", "h2"] as const)
+          await runLoad(
+            { target: targetOf("flags", front.port), scenario: pageLoad(protocol, options.primeMs / 2, 0) },
+            [],
+          )
+      }
+      for (const protocol of ["http/1.1", "h2"] as const) {
+        progress(`HTTP/2: page loads, unlimited, ${protocol}`)
+        pageCells.set(`unlimited ${protocol}`, await measureOn(front, pageLoad(protocol, options.durationMs)))
+      }
+      if (limitable) {
+        try {
+          limitable.limit(CPU_QUOTA_US, CPU_PERIOD_US)
+          pagesLimitedAs = limitable.describe()
+        } catch (error) {
+          pagesLimitedSkipped = `the CPU quota could not be set in ${limitable.path}: ${describeError(error)}`
+          progress(`HTTP/2: page loads at 100m not measured, ${pagesLimitedSkipped}`)
+        }
+        if (pagesLimitedSkipped === undefined) {
+          for (const protocol of ["http/1.1", "h2"] as const) {
+            progress(`HTTP/2: page loads, CPU limited to 100m, back to back, ${protocol}`)
+            pageCells.set(
+              `100m ${protocol}`,
+              await measureOn(front, pageLoad(protocol, options.durationMs), limitable),
+            )
+          }
+          for (const protocol of ["http/1.1", "h2"] as const) {
+            progress(`HTTP/2: page loads, CPU limited to 100m, ${PAGE_RATE} a second, ${protocol}`)
+            pageCells.set(
+              `100m paced ${protocol}`,
+              await measureOn(front, pageLoad(protocol, PAGE_PACED_MS, WARMUP_MS, PAGE_RATE), limitable),
+            )
+          }
+        }
+      }
+    } finally {
+      await stop(front.child)
+    }
+  } catch (error) {
+    pagesSkipped = describeError(error)
+    progress(`HTTP/2: page loads not measured: ${pagesSkipped}`)
+  } finally {
+    try {
+      limitable?.remove()
+    } catch {
+      // a process still in it: the next run removes it (removeStale)
     }
   }
 }
@@ -1396,6 +1629,200 @@ const limitedSection = !wantCpu100m
             limitedTable,
           ]),
     ]
+// HTTP/2: page loads, then small-GET throughput.
+const sumOf = (xs: ReadonlyArray<number>): number => xs.reduce((a, b) => a + b, 0)
+const meanOf = (xs: ReadonlyArray<number>): number => (xs.length > 0 ? sumOf(xs) / xs.length : Number.NaN)
+/** The sidecar's CPU over a cell's window, seconds. */
+const frontCpuSeconds = (c: H2Cell): number => (c.frontCpu / 100) * c.result.seconds
+const ratioOf = (a: number, b: number): string =>
+  b > 0 && Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(2)}×` : "n/a"
+const pct = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(1)} %` : "n/a")
+
+const pageModes = (["100m", "100m paced", "unlimited"] as const).filter(
+  (mode) => pageCells.has(`${mode} http/1.1`) || pageCells.has(`${mode} h2`),
+)
+const pageModeLabel: Record<PageMode, string> = {
+  "100m": "CPU limited to 100m, back to back",
+  "100m paced": `CPU limited to 100m, ${PAGE_RATE} page loads a second`,
+  unlimited: "No CPU limit, back to back",
+}
+const pageTable = table(
+  [
+    `Page load: HTML, then ${PAGE_ASSETS} assets, ${PAGE_PARALLEL} at a time, a new client each`,
+    "Metric",
+    `HTTP/1.1 (up to ${PAGE_PARALLEL} connections)`,
+    `HTTP/2 (1 connection, ${PAGE_PARALLEL} streams)`,
+    "HTTP/2 / HTTP/1.1",
+  ],
+  ["---", "---", "---:", "---:", "---:"].join("|"),
+  pageModes.flatMap((mode) => {
+    const h1 = pageCells.get(`${mode} http/1.1`)
+    const h2 = pageCells.get(`${mode} h2`)
+    const metrics: ReadonlyArray<
+      readonly [string, (c: H2Cell) => number, (x: number) => string, boolean, boolean?]
+    > = [
+      ["page loads/s", (c) => c.result.perSecond, (x) => (x < 100 ? x.toFixed(1) : int(x)), true],
+      ["p50 page-load time, ms", (c) => c.result.p50Ms, ms, true],
+      ["p99 page-load time, ms", (c) => c.result.p99Ms, ms, true],
+      ["page loads measured", (c) => c.result.count, int, false],
+      [
+        "TLS connections per page load (full handshakes)",
+        (c) => c.result.connections?.perPage ?? Number.NaN,
+        (x) => (Number.isFinite(x) ? x.toFixed(1) : "n/a"),
+        false,
+      ],
+      ["sidecar CPU per page load, ms", (c) => (frontCpuSeconds(c) / c.result.count) * 1000, ms, true],
+      [
+        `sidecar CPU, % of one core${mode === "unlimited" ? "" : " (the quota: 10 %)"}`,
+        (c) => c.frontCpu,
+        pct,
+        false,
+      ],
+      ...(mode !== "unlimited"
+        ? [
+            [
+              "periods throttled, of those with work",
+              (c: H2Cell) => c.throttling?.throttled ?? Number.NaN,
+              int,
+              false,
+            ] as const,
+          ]
+        : []),
+      ["load generator CPU, % of one core", (c) => c.result.loadCpuPercent, pct, false],
+      ["failed page loads", (c) => c.result.errors, int, false],
+    ]
+    return metrics.map(([metric, get, format, ratio], i) => {
+      const cell = (c: H2Cell | undefined): string => {
+        if (c === undefined) return "n/a"
+        if (metric.startsWith("periods"))
+          return `${int(c.throttling?.throttled ?? Number.NaN)} of ${int(c.throttling?.periods ?? Number.NaN)}`
+        return format(get(c))
+      }
+      return [
+        i === 0 ? pageModeLabel[mode] : "",
+        metric,
+        cell(h1),
+        cell(h2),
+        ratio && h1 !== undefined && h2 !== undefined ? ratioOf(get(h2), get(h1)) : "",
+      ]
+    })
+  }),
+)
+
+interface Throughput {
+  readonly perSecond: number
+  readonly rounds: ReadonlyArray<number>
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly frontCpu: number
+  readonly cpuPerRequestUs: number
+  readonly loadCpu: number
+  readonly errors: number
+}
+const throughputOf = (id: ThroughputId): Throughput | undefined => {
+  const runs = h2Rounds.get(id) ?? []
+  if (runs.length === 0) return undefined
+  const count = sumOf(runs.map((c) => c.result.count))
+  const seconds = sumOf(runs.map((c) => c.result.seconds))
+  const cpuSeconds = sumOf(runs.map(frontCpuSeconds))
+  return {
+    perSecond: count / seconds,
+    rounds: runs.map((c) => c.result.perSecond),
+    p50Ms: meanOf(runs.map((c) => c.result.p50Ms)),
+    p99Ms: meanOf(runs.map((c) => c.result.p99Ms)),
+    frontCpu: (cpuSeconds / seconds) * 100,
+    cpuPerRequestUs: (cpuSeconds / count) * 1e6,
+    loadCpu: meanOf(runs.map((c) => c.result.loadCpuPercent)),
+    errors: sumOf(runs.map((c) => c.result.errors)),
+  }
+}
+const throughputIds: ReadonlyArray<ThroughputId> = ["h1-off", "h1-on", "h2-on"]
+const throughputLabel: Record<ThroughputId, string> = {
+  "h1-off": "HTTP/1.1, `HTTP2=false`",
+  "h1-on": "HTTP/1.1, `HTTP2=true`",
+  "h2-on": "HTTP/2, `HTTP2=true`",
+}
+const throughputs = throughputIds.map(throughputOf)
+const throughputTable = table(
+  [
+    `Small GET, ${H2_STREAMS} at once`,
+    "Metric",
+    ...throughputIds.map((id) => throughputLabel[id]),
+    "HTTP/1.1: `HTTP2=true` / `false`",
+    "HTTP/2 / HTTP/1.1, `HTTP2=true`",
+  ],
+  ["---", "---", "---:", "---:", "---:", "---:", "---:"].join("|"),
+  (
+    [
+      ["requests/s", (t) => t.perSecond, int, true],
+      ["requests/s of each round", () => Number.NaN, int, false],
+      ["p50 latency, ms (mean of the rounds)", (t) => t.p50Ms, ms, true],
+      ["p99 latency, ms (mean of the rounds)", (t) => t.p99Ms, ms, true],
+      ["sidecar CPU, % of one core", (t) => t.frontCpu, pct, false],
+      [
+        "sidecar CPU per request, µs",
+        (t) => t.cpuPerRequestUs,
+        (x) => (Number.isFinite(x) ? x.toFixed(1) : "n/a"),
+        true,
+      ],
+      ["load generator CPU, % of one core", (t) => t.loadCpu, pct, false],
+      ["failed requests", (t) => t.errors, int, false],
+    ] as ReadonlyArray<readonly [string, (t: Throughput) => number, (x: number) => string, boolean]>
+  ).map(([metric, get, format, ratio], i) => {
+    const [off, on, h2] = throughputs
+    const value = (t: Throughput | undefined): number => (t === undefined ? Number.NaN : get(t))
+    return [
+      i === 0
+        ? `HTTP/1.1: ${H2_STREAMS} keep-alive connections; HTTP/2: ${H2_SESSIONS} connections of ${H2_STREAMS / H2_SESSIONS} streams`
+        : "",
+      metric,
+      ...throughputs.map((t) =>
+        t === undefined
+          ? "n/a"
+          : metric.endsWith("each round")
+            ? t.rounds.map(int).join(" / ")
+            : format(get(t)),
+      ),
+      ratio ? ratioOf(value(on), value(off)) : "",
+      ratio ? ratioOf(value(h2), value(on)) : "",
+    ]
+  }),
+)
+const h2LoadBound = (throughputs[2]?.loadCpu ?? 0) > 90
+const http2Section = !wantHttp2
+  ? []
+  : [
+      "",
+      "#### HTTP/2",
+      "",
+      "The sidecar with the container flags and `HTTP2=true` (ALPN `h2` and `http/1.1`); HTTP/1.1 clients offer `http/1.1` only. " +
+        `**Page loads**, each by a new client: full TLS 1.3 handshakes (client certificate, RSA-4096 server key, no session resumption), ` +
+        `\`GET ${PAGE_PATH}\` (the backend's ${(pageHtml(PAGE_ASSETS).length / 1000).toFixed(1)} kB HTML), then the ${PAGE_ASSETS} assets it references (\`${SMALL_PATH}?asset=i\`, ${SMALL_BODY.length} bytes each), ` +
+        `${PAGE_PARALLEL} requests at a time, the next as soon as one ends. HTTP/1.1 through a fresh node:https keep-alive agent of at most ${PAGE_PARALLEL} connections, ` +
+        `as a browser (the page's connection, then more for the assets); HTTP/2 over one node:http2 connection, ${PAGE_PARALLEL} concurrent streams. ` +
+        "Page-load time: from the first connect to the last asset's end. " +
+        `The sidecar as the image runs it${"add" in cgroup ? ` (its ${cgroup.limitMiB} MiB memory cgroup)` : ""}, in a CPU cgroup: primed with ${options.primeMs / 1000} s of page loads, ` +
+        `measured without a limit, then limited to ${CPU_QUOTA_US / 1000} ms of CPU per ${CPU_PERIOD_US / 1000} ms (${pagesLimitedAs ?? "not set"}). ` +
+        "Back to back: one page load at a time, each started when the one before has ended (a closed loop); " +
+        `paced: one every ${1000 / PAGE_RATE} ms whether or not the one before has ended (an open loop, each timed from its scheduled start). ` +
+        `${WARMUP_MS / 1000} s warm-up, then ${options.durationMs / 1000} s measured (${PAGE_PACED_MS / 1000} s paced). ` +
+        `**Small GETs**, a closed loop, ${H2_STREAMS} at once: HTTP/1.1 over ${H2_STREAMS} keep-alive connections (undici, offering \`http/1.1\` only), HTTP/2 over ${H2_SESSIONS} node:http2 connections ` +
+        `of ${H2_STREAMS / H2_SESSIONS} concurrent streams each; through two sidecars with the container flags, \`HTTP2=false\` and \`HTTP2=true\`, running side by side outside the memory cgroup, ` +
+        `each primed with ${(options.primeMs * 1.5) / 1000} s of small GETs (of which ${options.primeMs / 2000} s over HTTP/2 for the second); then ${H2_ROUNDS} rounds of the three, ` +
+        `the second in the reverse order, each ${WARMUP_MS / 1000} s warm-up and ${options.durationMs / H2_ROUNDS / 1000} s measured. Sidecar CPU per request or page load: ` +
+        "the utime + stime of its process (`/proc/<pid>/stat`) over the measured windows, divided by the requests or page loads served in them.",
+      ...(pagesSkipped ? ["", `Page loads not measured: ${pagesSkipped}.`] : []),
+      ...(pagesLimitedSkipped ? ["", `Page loads at 100m not measured: ${pagesLimitedSkipped}.`] : []),
+      ...(pageModes.length > 0 ? ["", pageTable] : []),
+      ...(h2ThroughputSkipped ? ["", `Small GETs over HTTP/2 not measured: ${h2ThroughputSkipped}.`] : []),
+      ...(throughputs.some((t) => t !== undefined) ? ["", throughputTable] : []),
+      ...(h2LoadBound
+        ? [
+            "",
+            `The HTTP/2 load generator used ${pct(throughputs[2]?.loadCpu ?? Number.NaN)} of a core: it, not the sidecar, may bound the HTTP/2 requests/s (the CPU per request is unaffected).`,
+          ]
+        : []),
+    ]
 const targetsSection =
   comparedChecks.length === 0
     ? []
@@ -1417,8 +1844,9 @@ const integrity = scenarios.some((s) => s.scenario.kind === "transfer")
     ? "intact"
     : "**MISMATCH**"
   : "not run"
-const errors = [...cells.values()].reduce((n, c) => n + c.result.errors, 0)
-const busiest = Math.max(0, ...[...cells.values()].map((c) => c.otherCpu).filter(Number.isFinite))
+const h2Cells = [...pageCells.values(), ...[...h2Rounds.values()].flat()]
+const errors = [...cells.values(), ...h2Cells].reduce((n, c) => n + c.result.errors, 0)
+const busiest = Math.max(0, ...[...cells.values(), ...h2Cells].map((c) => c.otherCpu).filter(Number.isFinite))
 const OTHER_LOAD_WARNING = 15
 if (busiest > OTHER_LOAD_WARNING)
   progress(`warning: other processes used up to ${Math.round(busiest)} % of a core during the load`)
@@ -1463,6 +1891,7 @@ const report = [
       ]),
   ...targetsSection,
   ...limitedSection,
+  ...http2Section,
   ...(scenarios.length === 0
     ? []
     : ["", `#### CPU and memory per scenario (CPU in % of one core; \`nproc\` is ${nproc})`, "", cpuTable]),
@@ -1502,6 +1931,16 @@ if (options.json) {
     cells: Object.fromEntries(cells),
     cpu100m: { limit: limitedAs, skipped: limitedSkipped, cells: Object.fromEntries(limitedCells) },
     hostile: Object.fromEntries(hostile),
+    http2: {
+      smallGetRounds: Object.fromEntries(h2Rounds),
+      pageLoads: Object.fromEntries(pageCells),
+      limit: pagesLimitedAs,
+      skipped: {
+        smallGets: h2ThroughputSkipped,
+        pageLoads: pagesSkipped,
+        pageLoadsAt100m: pagesLimitedSkipped,
+      },
+    },
   }
   writeFileSync(options.json, `${JSON.stringify(raw, null, 1)}\n`)
 }

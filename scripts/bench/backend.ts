@@ -2,7 +2,9 @@
  * The application behind the sidecar during the benchmark: a minimal node:http + ws server on
  * 127.0.0.1, in its own process (started with `fork`, it sends `{ port }` to its parent).
  *
- * - `GET /small`: a 42-byte text body with Content-Length.
+ * - `GET /small`: a 42-byte text body with Content-Length (any query: `/small?asset=7`).
+ * - `GET /page?assets=N`: an HTML page (text/html, Content-Length) that references N assets
+ *   `/small?asset=i` (the benchmark's page loads, {@link pageHtml}).
  * - `GET /download?bytes=N`: N bytes of {@link payload} in 64 KiB writes, honoring backpressure.
  * - `POST /upload[?hash=1]`: reads the body and answers `{ bytes, sha256 }` (sha256 only with hash=1).
  * - WebSocket `/ws`: echoes every message.
@@ -12,10 +14,19 @@ import { createHash, type Hash } from "node:crypto"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { WebSocketServer } from "ws"
-import { payload, SMALL_BODY, type UploadAnswer, WS_PATH } from "./shared.ts"
+import { PAGE_PATH, pageHtml, payload, SMALL_BODY, type UploadAnswer, WS_PATH } from "./shared.ts"
 
 const CHUNK = 64 * 1024
 const small = Buffer.from(SMALL_BODY)
+const pages = new Map<number, Buffer>()
+const pageOf = (assets: number): Buffer => {
+  let page = pages.get(assets)
+  if (page === undefined) {
+    page = Buffer.from(pageHtml(assets))
+    pages.set(assets, page)
+  }
+  return page
+}
 let content: Buffer = Buffer.alloc(0)
 const contentOf = (n: number): Buffer => {
   if (content.length < n) content = payload(n)
@@ -63,6 +74,11 @@ const server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }
   if (req.method === "GET" && url.pathname === "/small") {
     res.writeHead(200, { "content-type": "text/plain", "content-length": small.length })
     res.end(small)
+  } else if (req.method === "GET" && url.pathname === PAGE_PATH) {
+    const assets = Math.max(0, Math.min(1000, Number(url.searchParams.get("assets") ?? 0) || 0))
+    const page = pageOf(assets)
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": page.length })
+    res.end(page)
   } else if (req.method === "GET" && url.pathname === "/download") {
     download(res, Number(url.searchParams.get("bytes") ?? 0))
   } else if (req.method === "POST" && url.pathname === "/upload") {

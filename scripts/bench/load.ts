@@ -4,21 +4,26 @@
  *
  *   node scripts/bench/load.ts '<LoadJob as JSON>'
  *
- * Prints one LoadResult as JSON on stdout. HTTP goes through undici (keep-alive pools), new
+ * Prints one LoadResult as JSON on stdout. HTTP goes through undici (keep-alive pools, HTTP/1.1 only), new
  * connections through raw `net`/`tls` sockets (no client-side HTTP machinery, no TLS session
  * resumption: every TLS connection is a full handshake with the client certificate), WebSockets
- * through `ws`.
+ * through `ws`, HTTP/2 through node:http2. Page loads, a new client each, go through a fresh
+ * node:https keep-alive agent (HTTP/1.1) or a new node:http2 session (h2), never resuming a session.
  */
 import { readFileSync } from "node:fs"
+import * as http2 from "node:http2"
+import * as https from "node:https"
 import * as net from "node:net"
 import { createHistogram, type RecordableHistogram } from "node:perf_hooks"
 import * as tls from "node:tls"
 import { Pool } from "undici"
 import WebSocket from "ws"
 import {
+  assetsOf,
   downloadPath,
   type LoadJob,
   type LoadResult,
+  pagePath,
   payload,
   type RateResult,
   type Scenario,
@@ -61,6 +66,8 @@ const pool = (target: Target, connections: number): Pool => {
   return new Pool(origin(target), {
     connections,
     pipelining: 1,
+    // HTTP/1.1 only: undici 8 offers h2 too (ALPN http/1.1, h2), and a sidecar with HTTP2=true picks h2.
+    allowH2: false,
     ...(files ? { connect: { ...tlsClientOptions(files), maxCachedSessions: 0 } } : {}),
   })
 }
@@ -340,6 +347,187 @@ const transfer = async (
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// HTTP/2 and page loads
+
+/** The client's TLS context, parsed once: its own per-connection cost stays that of the handshake. */
+const secureContextOf = (target: Target): tls.SecureContext => {
+  const files = tlsFiles(target)
+  if (files === undefined) throw new Error("HTTP/2 and page loads need a TLS target")
+  return tls.createSecureContext(tlsClientOptions(files))
+}
+
+/** A new HTTP/2 connection (ALPN h2 only, full handshake), once the server's SETTINGS have come. */
+const h2Connect = (target: Target, secureContext: tls.SecureContext): Promise<http2.ClientHttp2Session> =>
+  new Promise((resolve, reject) => {
+    const session = http2.connect(`https://127.0.0.1:${target.port}`, {
+      secureContext,
+      servername: "localhost",
+    })
+    session.on("error", reject)
+    session.once("connect", () => {
+      session.off("error", reject)
+      session.on("error", () => {})
+      if (session.alpnProtocol === "h2") resolve(session)
+      else {
+        session.destroy()
+        reject(new Error(`ALPN ${session.alpnProtocol}`))
+      }
+    })
+  })
+
+/** GET on a stream of `session`: the body for a 200, undefined otherwise. */
+const h2Get = (session: http2.ClientHttp2Session, requestPath: string): Promise<Buffer | undefined> =>
+  new Promise((resolve) => {
+    const stream = session.request({ ":path": requestPath }, { endStream: true })
+    let status = 0
+    const chunks: Array<Buffer> = []
+    stream.on("response", (headers) => {
+      status = Number(headers[":status"])
+    })
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk))
+    stream.on("end", () => resolve(status === 200 ? Buffer.concat(chunks) : undefined))
+    stream.on("error", () => resolve(undefined))
+    stream.on("close", () => resolve(undefined))
+  })
+
+const h2small = async (target: Target, s: Extract<Scenario, { kind: "h2small" }>): Promise<RateResult> => {
+  const secureContext = secureContextOf(target)
+  const sessions = await Promise.all(
+    Array.from({ length: s.sessions }, () => h2Connect(target, secureContext)),
+  )
+  // A connection that went away is replaced, once, by the first of its streams to notice.
+  const reconnecting = new Map<number, Promise<http2.ClientHttp2Session>>()
+  const sessionOf = async (i: number): Promise<http2.ClientHttp2Session> => {
+    const session = sessions[i]
+    if (session !== undefined && !session.closed && !session.destroyed) return session
+    let pending = reconnecting.get(i)
+    if (pending === undefined) {
+      pending = h2Connect(target, secureContext)
+        .then((fresh) => {
+          sessions[i] = fresh
+          return fresh
+        })
+        .finally(() => reconnecting.delete(i))
+      reconnecting.set(i, pending)
+    }
+    return pending
+  }
+  const result = await timedLoops("h2small", s.streams, s.warmupMs, s.durationMs, async (worker) => {
+    const body = await h2Get(await sessionOf(worker % s.sessions), SMALL_PATH)
+    return body !== undefined && body.toString("latin1") === SMALL_BODY
+  })
+  for (const session of sessions) session.destroy()
+  return result
+}
+
+/** One page load's client: a GET (the body for a 200, undefined otherwise), and the end of the client. */
+interface PageClient {
+  readonly get: (requestPath: string) => Promise<string | undefined>
+  /** Closes the client; its connections: how many, how many resumed a session, how many with another ALPN. */
+  readonly close: () => { connections: number; resumed: number; wrongAlpn: number }
+}
+
+/** HTTP/1.1 as a browser: a fresh keep-alive agent of at most `parallel` connections, ALPN http/1.1. */
+const http1Client = (target: Target, secureContext: tls.SecureContext, parallel: number): PageClient => {
+  const agent = new https.Agent({
+    keepAlive: true,
+    maxSockets: parallel,
+    maxCachedSessions: 0,
+    secureContext,
+    servername: "localhost",
+    ALPNProtocols: ["http/1.1"],
+  })
+  const sockets = new Set<tls.TLSSocket>()
+  return {
+    get: (requestPath) =>
+      new Promise((resolve) => {
+        const request = https.get(
+          { host: "127.0.0.1", port: target.port, path: requestPath, agent },
+          (response) => {
+            const chunks: Array<Buffer> = []
+            response.on("data", (chunk: Buffer) => chunks.push(chunk))
+            response.on("end", () =>
+              resolve(response.statusCode === 200 ? Buffer.concat(chunks).toString() : undefined),
+            )
+            response.on("error", () => resolve(undefined))
+          },
+        )
+        request.on("socket", (socket) => sockets.add(socket as tls.TLSSocket))
+        request.on("error", () => resolve(undefined))
+      }),
+    close: () => {
+      const all = [...sockets]
+      agent.destroy()
+      return {
+        connections: all.length,
+        resumed: all.filter((socket) => socket.isSessionReused()).length,
+        wrongAlpn: all.filter((socket) => socket.alpnProtocol !== "http/1.1").length,
+      }
+    },
+  }
+}
+
+/** HTTP/2 as a browser: one new connection, its streams. */
+const h2Client = async (target: Target, secureContext: tls.SecureContext): Promise<PageClient> => {
+  const session = await h2Connect(target, secureContext)
+  const resumed = (session.socket as tls.TLSSocket).isSessionReused()
+  return {
+    get: async (requestPath) => (await h2Get(session, requestPath))?.toString(),
+    close: () => {
+      session.close()
+      return { connections: 1, resumed: resumed ? 1 : 0, wrongAlpn: 0 }
+    },
+  }
+}
+
+const pages = async (target: Target, s: Extract<Scenario, { kind: "page" }>): Promise<RateResult> => {
+  const secureContext = secureContextOf(target)
+  const totals = { pages: 0, connections: 0, resumed: 0, wrongAlpn: 0 }
+  const pageLoad = async (): Promise<boolean> => {
+    const client =
+      s.protocol === "h2"
+        ? await h2Client(target, secureContext)
+        : http1Client(target, secureContext, s.parallel)
+    let ok = true
+    try {
+      const html = await client.get(pagePath(s.assets))
+      const assets = html === undefined ? [] : assetsOf(html)
+      if (assets.length !== s.assets) return false
+      // As a browser: `parallel` requests at a time, the next asset as soon as one is done.
+      let next = 0
+      const fetcher = async (): Promise<void> => {
+        for (let i = next++; i < assets.length; i = next++) {
+          if ((await client.get(assets[i] ?? "")) !== SMALL_BODY) ok = false
+        }
+      }
+      await Promise.all(Array.from({ length: s.parallel }, fetcher))
+    } finally {
+      const { connections, resumed, wrongAlpn } = client.close()
+      totals.pages++
+      totals.connections += connections
+      totals.resumed += resumed
+      totals.wrongAlpn += wrongAlpn
+      if (resumed > 0 || wrongAlpn > 0) ok = false
+    }
+    return ok
+  }
+  const result =
+    s.ratePerSecond === undefined
+      ? await timedLoops("page", s.concurrency, s.warmupMs, s.durationMs, pageLoad)
+      : await fixedRate("page", s.ratePerSecond, s.warmupMs, s.durationMs, pageLoad)
+  return {
+    ...result,
+    connections: {
+      perPage: totals.pages > 0 ? totals.connections / totals.pages : Number.NaN,
+      resumed: totals.resumed,
+      wrongAlpn: totals.wrongAlpn,
+    },
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
 const openSocket = (target: Target, files: TlsFiles | undefined): Promise<WebSocket> =>
   new Promise((resolve, reject) => {
     const ws = new WebSocket(`${target.kind === "tls" ? "wss" : "ws"}://127.0.0.1:${target.port}${WS_PATH}`, {
@@ -394,6 +582,10 @@ const run = (job: LoadJob): Promise<LoadResult> => {
       return transfer(job.target, job.scenario)
     case "ws":
       return websockets(job.target, job.scenario)
+    case "h2small":
+      return h2small(job.target, job.scenario)
+    case "page":
+      return pages(job.target, job.scenario)
   }
 }
 

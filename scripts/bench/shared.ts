@@ -58,6 +58,35 @@ export type Scenario =
       readonly maxRepetitions: number
     }
   | {
+      /**
+       * Small GETs over HTTP/2 (node:http2): `streams` busy at once, in a closed loop, spread over
+       * `sessions` connections (stream i on connection i mod `sessions`).
+       */
+      readonly kind: "h2small"
+      readonly sessions: number
+      readonly streams: number
+      readonly warmupMs: number
+      readonly durationMs: number
+    }
+  | {
+      /**
+       * Browser-like page loads, `concurrency` at once in a closed loop, each on a new client (full
+       * TLS handshakes, no session resumption): the page's HTML, then the `assets` it references,
+       * `parallel` requests at a time. HTTP/1.1: a fresh keep-alive agent of at most `parallel`
+       * connections (ALPN http/1.1); h2: one connection, `parallel` concurrent streams. With
+       * `ratePerSecond`, an open loop instead: a page load started at that fixed rate, each timed
+       * from its scheduled start (`concurrency` is then unused).
+       */
+      readonly kind: "page"
+      readonly protocol: "http/1.1" | "h2"
+      readonly assets: number
+      readonly parallel: number
+      readonly concurrency: number
+      readonly ratePerSecond?: number
+      readonly warmupMs: number
+      readonly durationMs: number
+    }
+  | {
       /** `sockets` WebSockets, each sending a message and awaiting its echo in a loop. */
       readonly kind: "ws"
       readonly sockets: number
@@ -72,8 +101,8 @@ export interface LoadJob {
 }
 
 export interface RateResult {
-  readonly kind: "small" | "handshake" | "ws"
-  /** Requests, connections or echoed messages completed in the measured window. */
+  readonly kind: "small" | "handshake" | "ws" | "h2small" | "page"
+  /** Requests, connections, echoed messages or page loads completed in the measured window. */
   readonly count: number
   readonly seconds: number
   readonly perSecond: number
@@ -84,6 +113,11 @@ export interface RateResult {
   readonly loadCpuPercent: number
   /** Completions per second of the window, to see a trend (JIT warm-up, GC, other load). */
   readonly timeline: ReadonlyArray<number>
+  /**
+   * Page loads only, over all of them (warm-up included): TLS connections opened per page load,
+   * how many of them resumed a TLS session (0 expected), and those whose ALPN was not the one asked for.
+   */
+  readonly connections?: { readonly perPage: number; readonly resumed: number; readonly wrongAlpn: number }
 }
 
 export interface TransferResult {
@@ -103,6 +137,22 @@ export type LoadResult = RateResult | TransferResult
 /** Backend routes (scripts/bench/backend.ts). */
 export const SMALL_PATH = "/small"
 export const SMALL_BODY = "ok: a small response from the application\n"
+/** The page of the page loads: HTML referencing `assets` small assets (see {@link pageHtml}). */
+export const PAGE_PATH = "/page"
+export const pagePath = (assets: number): string => `${PAGE_PATH}?assets=${assets}`
+export const assetPath = (i: number): string => `${SMALL_PATH}?asset=${i}`
+/**
+ * The page's HTML: a document that references `assets` images, each {@link assetPath}, padded with
+ * text to about 9 KB (a small real page); the page-load client fetches what it references.
+ */
+export const pageHtml = (assets: number): string => {
+  const images = Array.from({ length: assets }, (_, i) => `<img src="${assetPath(i)}" alt="">`).join("\n")
+  const text = "<p>A page of the application, served through the sidecar.</p>\n".repeat(120)
+  return `<!doctype html>\n<html><head><title>bench</title></head><body>\n${images}\n${text}</body></html>\n`
+}
+/** The assets a page references, in order. */
+export const assetsOf = (html: string): ReadonlyArray<string> =>
+  [...html.matchAll(/<img src="([^"]+)"/g)].map((m) => m[1] ?? "")
 export const downloadPath = (bytes: number): string => `/download?bytes=${bytes}`
 export const uploadPath = (hash: boolean): string => (hash ? "/upload?hash=1" : "/upload")
 export const WS_PATH = "/ws"
