@@ -400,8 +400,38 @@ export const make = Effect.fnUntraced(function* (
     }
   }
 
-  /** Open WebSocket tunnels: client socket -> app socket. */
+  /** Open WebSocket tunnels: client socket (or HTTP/2 stream) -> app socket. */
   const tunnels = new Map<Duplex, Socket>()
+
+  /** Joins an upgraded client side and the app's socket until either closes; logs the close. */
+  const tunnel = (
+    client: Duplex,
+    app: Socket,
+    info: {
+      readonly path: string
+      readonly protocol: "http/1.1" | "h2"
+      readonly started: number
+      readonly peer: Peer
+    },
+    endClient: () => void,
+  ) => {
+    tunnels.set(client, app)
+    // What the app sends is counted by its socket's reads; this is the client's side.
+    client.on("data", (chunk: Buffer) => countRead(chunk.length))
+    client.once("close", () => {
+      tunnels.delete(client)
+      app.destroy()
+      log.write("info", "proxied websocket closed", {
+        path: info.path,
+        protocol: info.protocol,
+        durationMs: Math.round(performance.now() - info.started),
+        client: info.peer.certificate.commonName ?? "",
+      })
+    })
+    app.once("close", endClient)
+    app.pipe(client)
+    client.pipe(app)
+  }
 
   const failHandshake = (handshake: Handshake, error: NodeJS.ErrnoException) => {
     clearTimeout(handshake.timer)
@@ -448,23 +478,8 @@ export const make = Effect.fnUntraced(function* (
     for (const side of [socket, app] as const) {
       if ("setNoDelay" in side) (side as Socket).setNoDelay(true)
     }
-    tunnels.set(socket, app)
-    // What the app sends is counted by its socket's reads; this is the client's side.
-    socket.on("data", (chunk: Buffer) => countRead(chunk.length))
     const path = pathOf(request.url ?? "")
-    socket.once("close", () => {
-      tunnels.delete(socket)
-      app.destroy()
-      log.write("info", "proxied websocket closed", {
-        path,
-        protocol: "http/1.1",
-        durationMs: Math.round(performance.now() - started),
-        client: peer.certificate.commonName ?? "",
-      })
-    })
-    app.once("close", () => socket.destroy())
-    app.pipe(socket)
-    socket.pipe(app)
+    tunnel(socket, app, { path, protocol: "http/1.1", started, peer }, () => socket.destroy())
   }
 
   const ws = (request: IncomingMessage, socket: Duplex, head: Buffer, peer: Peer) => {
@@ -546,22 +561,8 @@ export const make = Effect.fnUntraced(function* (
       response.writeHead(200, out)
       if (appHead.length > 0) stream.write(appHead)
       app.setNoDelay(true)
-      tunnels.set(stream, app)
       stream.on("error", ignore)
-      stream.on("data", (chunk: Buffer) => countRead(chunk.length))
-      stream.once("close", () => {
-        tunnels.delete(stream)
-        app.destroy()
-        log.write("info", "proxied websocket closed", {
-          path,
-          protocol: "h2",
-          durationMs: Math.round(performance.now() - started),
-          client: peer.certificate.commonName ?? "",
-        })
-      })
-      app.once("close", () => stream.close())
-      app.pipe(stream)
-      stream.pipe(app)
+      tunnel(stream, app, { path, protocol: "h2", started, peer }, () => stream.close())
     })
     stream.once("close", () => {
       clearTimeout(timer)
