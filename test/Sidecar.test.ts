@@ -105,7 +105,11 @@ describe("Sidecar over mTLS", () => {
       expect(openapi.status).toBe(200)
       const document = JSON.parse(openapi.body)
       expect(document.openapi).toMatch(/^3\./)
-      expect(Object.keys(document.paths).sort()).toEqual(["/api/attestation", "/api/status"])
+      expect(Object.keys(document.paths).sort()).toEqual(["/api/attestation", "/api/evidence", "/api/status"])
+      expect(document.paths["/api/evidence"].get.parameters[0].name).toBe("nonce")
+      expect(JSON.stringify(document.paths["/api/evidence"].get.responses["200"])).toContain(
+        "serverPublicKeySha256",
+      )
       expect(JSON.stringify(document.paths["/api/status"])).toContain("podName")
     }),
   )

@@ -160,6 +160,61 @@ export const StatusResponse = Schema.Struct({
 
 type Path = `/${string}`
 
+const errorResponse = (description: string) => ({
+  description,
+  content: {
+    "application/json": {
+      schema: {
+        type: "object",
+        properties: { error: { type: "string" }, status: { type: "integer" }, detail: { type: "string" } },
+      },
+    },
+  },
+})
+
+/**
+ * `/api/evidence` is a plain route (it needs the connection's own certificate and answers 429 with
+ * Retry-After), so the HttpApi does not know it: its entry is added to the generated document here,
+ * its 200 schema derived from EvidenceResponse.
+ */
+const withEvidence = (spec: Record<string, unknown>, path: string): Record<string, unknown> => {
+  const document = Schema.toJsonSchemaDocument(EvidenceResponse)
+  const paths = (spec.paths ?? {}) as Record<string, unknown>
+  return {
+    ...spec,
+    paths: {
+      ...paths,
+      [path]: {
+        get: {
+          operationId: "sidecar.evidence",
+          summary: "Fresh hardware evidence over your nonce and this connection's server key (unappraised)",
+          parameters: [
+            {
+              name: "nonce",
+              in: "query",
+              required: true,
+              description: "base64url without padding of 16 to 64 random bytes",
+              schema: { type: "string", pattern: "^[A-Za-z0-9_-]{22,86}$" },
+            },
+          ],
+          responses: {
+            "200": {
+              description: "the evidence",
+              content: { "application/json": { schema: document.schema } },
+            },
+            "400": errorResponse("the nonce is refused; detail says why"),
+            "429": errorResponse("another evidence request is in flight, or too many a second (Retry-After)"),
+            "502": errorResponse("the attestation agent failed"),
+            "503": errorResponse(
+              "the CDH's attestation feature is off, the CDH is too old, or not reachable",
+            ),
+          },
+        },
+      },
+    },
+  }
+}
+
 export const make = (prefix: string) =>
   HttpApi.make("coco-secure-access")
     .add(
@@ -174,6 +229,7 @@ export const make = (prefix: string) =>
       OpenApi.annotations({
         title: "coco-secure-access",
         description: "Status and attestation API of the CoCo secure-access sidecar (mTLS only).",
+        transform: (spec) => withEvidence(spec, `${prefix}/api/evidence`),
       }),
     )
 
