@@ -10,7 +10,7 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http"
 import type { Http2Server, Http2ServerRequest, Http2ServerResponse } from "node:http2"
 import type { Duplex } from "node:stream"
 import type { LineLog } from "../log/LineLog.ts"
-import type { Recorder } from "../metrics/Metrics.ts"
+import type { Recorder, RouteClass } from "../metrics/Metrics.ts"
 import type { AppProxy } from "../proxy/Forwarder.ts"
 import { errorBody, SECURITY_HEADERS } from "../server/responses.ts"
 import { pathOf, type SidecarPaths } from "../server/SidecarPaths.ts"
@@ -48,9 +48,6 @@ const hostCount = (rawHeaders: ReadonlyArray<string>): number => {
   return count
 }
 
-/** An exchange on an HTTP/2 stream (Node's compatibility request), not on an HTTP/1.1 connection. */
-export const isHttp2 = (request: IncomingMessage): boolean => request.httpVersionMajor === 2
-
 const TITLES: Record<number, string> = {
   400: "Bad Request",
   403: "Forbidden",
@@ -73,7 +70,7 @@ const refuse = (
     ...SECURITY_HEADERS,
     "content-type": contentType,
     "content-length": Buffer.byteLength(body),
-    ...(status === 403 || isHttp2(request) ? {} : { connection: "close" }),
+    ...(status === 403 || Exchange.isHttp2(request) ? {} : { connection: "close" }),
   })
   response.end(body)
 }
@@ -135,6 +132,9 @@ export const install = (
   const forwarding = proxy.port !== undefined
   const accessLog = log.enabled("info")
 
+  const route = (peer: Peer.Peer, url: string): RouteClass =>
+    peer.denied !== undefined ? "denied" : !forwarding || paths.owns(url) ? "sidecar" : "app"
+
   const failed = (request: IncomingMessage, error: unknown) =>
     log.write("error", "request failed", {
       method: request.method ?? "",
@@ -170,7 +170,7 @@ export const install = (
         } else {
           line.route = exchange.route
         }
-        line.protocol = exchange.request.httpVersionMajor === 2 ? "h2" : "http/1.1"
+        line.protocol = exchange.http2 ? "h2" : "http/1.1"
         line.durationMs = Math.round(elapsed)
         line.client = exchange.peer.certificate.commonName ?? ""
         // After a client's reset, an HTTP/2 response is `writableFinished` but not `writableEnded`.
@@ -186,21 +186,17 @@ export const install = (
     // A connection that was not admitted (a refused resumption whose request OpenSSL read with the
     // handshake): its requests are dropped.
     if (peer === undefined) return void response.destroy()
-    const http2 = isHttp2(request)
-    // HTTP/2 has no `Connection`; its drain is the session's GOAWAY (drain.ts).
-    if (draining() && !http2) response.setHeader("connection", "close")
-    const url = request.url ?? ""
-    const owned = !forwarding || paths.owns(url)
-    const route = peer.denied !== undefined ? "denied" : owned ? "sidecar" : "app"
-    const exchange = new Exchange.Exchange(request, response, peer, route)
+    const exchange = new Exchange.Exchange(request, response, peer, route(peer, request.url ?? ""))
     Exchange.attach(response, exchange)
+    // HTTP/2 has no `Connection`; its drain is the session's GOAWAY (drain.ts).
+    if (draining() && !exchange.http2) response.setHeader("connection", "close")
     // A denied client is answered 403 at once, not invited to send its body.
     if (peer.denied !== undefined) return refuse(request, response, 403, peer.denied)
     if (hostCount(request.rawHeaders) > 1) return refuse(request, response, 400, "More than one Host header.")
-    const problem = http2 ? http2Problem(request, options.maxHeaderSize) : undefined
+    const problem = exchange.http2 ? http2Problem(request, options.maxHeaderSize) : undefined
     if (problem !== undefined) return refuse(request, response, problem[0], problem[1])
     if (expectsContinue) response.writeContinue()
-    if (!owned) return proxy.web(request, response, exchange)
+    if (exchange.route === "app") return proxy.web(request, response, exchange)
     // HEAD is GET without a body: Node's response already knows it answers a HEAD.
     if (request.method === "HEAD") request.method = "GET"
     // The sidecar's own responses, API included; a page may still set a stricter CSP of its own.
@@ -222,7 +218,7 @@ export const install = (
     response.on("close", onClose)
     // HTTP/2 streams are concurrent by design (bounded by SETTINGS_MAX_CONCURRENT_STREAMS): the
     // pipeline, which would serialize every stream of the shared socket, is HTTP/1.1's.
-    if (isHttp2(request)) return run(request, response, expectsContinue)
+    if (Exchange.isHttp2(request)) return run(request, response, expectsContinue)
     if (!Pipeline.serialize(request, response, expectsContinue, run)) {
       tooDeep("pipeline", (count) =>
         log.write("warn", "connection closed: too many pipelined requests", {

@@ -19,6 +19,8 @@ export class Exchange {
 
   readonly request: IncomingMessage
   readonly response: ServerResponse
+  /** On an HTTP/2 stream (Node's compatibility objects), not an HTTP/1.1 connection. */
+  readonly http2: boolean
   readonly peer: Peer
   readonly route: RouteClass
   /** As received (dispatch may rewrite a HEAD for the sidecar's app). */
@@ -29,6 +31,7 @@ export class Exchange {
   constructor(request: IncomingMessage, response: ServerResponse, peer: Peer, route: RouteClass) {
     this.request = request
     this.response = response
+    this.http2 = isHttp2(request)
     this.peer = peer
     this.route = route
     this.method = request.method ?? ""
@@ -36,6 +39,9 @@ export class Exchange {
     this.started = performance.now()
   }
 }
+
+/** A request on an HTTP/2 stream (Node's compatibility request), not on an HTTP/1.1 connection. */
+export const isHttp2 = (request: IncomingMessage): boolean => request.httpVersionMajor === 2
 
 const EXCHANGE: unique symbol = Symbol("coco-secure-access/exchange")
 type WithExchange = { [EXCHANGE]?: Exchange }

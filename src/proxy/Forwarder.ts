@@ -246,11 +246,18 @@ export const make = Effect.fnUntraced(function* (
       ...(error instanceof BadAppResponse ? { detail: error.message } : {}),
     })
 
+  /**
+   * Ends an answer that has started, so the client sees it truncated: on HTTP/2 only a reset with
+   * an error code says so (a plain destroy resets with NO_ERROR, which reads as a complete answer).
+   */
+  const cut = (exchange: Exchange) =>
+    exchange.http2 ? exchange.response.destroy(new Error("truncated")) : exchange.response.destroy()
+
   /** Answers the client for a failed exchange: 502/504 if nothing was sent yet, else its connection ends. */
   const fail = (error: NodeJS.ErrnoException, exchange: Exchange) => {
     const { request, response } = exchange
     warnUnreachable(error, request)
-    if (response.headersSent || response.destroyed || response.writableEnded) return void response.destroy()
+    if (response.headersSent || response.destroyed || response.writableEnded) return cut(exchange)
     const [status, title, detail] = unreachable(error)
     const { contentType, body } = errorBody(request.headers.accept, status, title, detail)
     response.writeHead(status, {
@@ -278,13 +285,10 @@ export const make = Effect.fnUntraced(function* (
     if (exchange !== undefined) exchange.bytesOut += chunk.length
   }
 
-  /** The app reset mid-response: end the client's connection too, so it sees a truncated reply. */
+  /** The app reset mid-response: end the client's side too, so it sees a truncated reply. */
   function onAnswerClose(this: Carrier) {
-    // With an error: on HTTP/2 only a reset with an error code tells the client the answer is cut.
     const exchange = this[EXCHANGE]
-    if (this.complete || exchange === undefined) return
-    if (exchange.request.httpVersionMajor === 2) exchange.response.destroy(new Error("the application reset"))
-    else exchange.response.destroy()
+    if (!this.complete && exchange !== undefined) cut(exchange)
   }
 
   function onAnswer(this: Upstream, answer: Carrier) {
@@ -294,7 +298,7 @@ export const make = Effect.fnUntraced(function* (
     const { response } = exchange
     try {
       const status = answer.statusCode ?? 0
-      const http2 = exchange.request.httpVersionMajor === 2
+      const { http2 } = exchange
       // Node's client takes any three digits, and hands a 101 without Upgrade over as an answer; a
       // final answer is 200-999 (1xx are interim: Node's client consumes 100 and 102-199 itself);
       // HTTP/2 carries 200-599 only.
@@ -367,11 +371,11 @@ export const make = Effect.fnUntraced(function* (
       response.writeHead(400, {
         ...SECURITY_HEADERS,
         "content-type": contentType,
-        ...(request.httpVersionMajor === 2 ? {} : { connection: "close" }),
+        ...(exchange.http2 ? {} : { connection: "close" }),
       })
       return void response.end(body)
     }
-    const http2 = request.httpVersionMajor === 2
+    const { http2 } = exchange
     const upstream: Upstream = http.request({
       host: "127.0.0.1",
       port,

@@ -184,6 +184,7 @@ describe("GET /api/evidence", () => {
     const { url } = await withMock({ legacy: true, features: "resource" })
     const reply = await json(`${url}/api/evidence?nonce=${nonce()}`)
     expect(reply.status).toBe(503)
+    expect(String(reply.json.detail)).toContain("too old")
   })
 
   it.each(["sample", "tdx", "snp"])(

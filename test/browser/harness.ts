@@ -128,3 +128,26 @@ export const pngSize = async (path: string): Promise<{ readonly width: number; r
   if (bytes.length < 24 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE)) throw new Error(`${path}: not a PNG`)
   return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) }
 }
+
+/** Chromium with a page that presents the client certificate to `sidecar`, its problems watched. */
+export interface OpenPage {
+  readonly page: Page
+  readonly problems: Array<string>
+  readonly close: () => Promise<void>
+}
+
+export const openPage = async (sidecar: Sidecar): Promise<OpenPage> => {
+  const untrustCa = trustCa(sidecar.pki.ca.certPem)
+  const browser = await launchBrowser()
+  const context = await clientContext(browser, sidecar)
+  const page = await context.newPage()
+  return {
+    page,
+    problems: watch(page),
+    close: async () => {
+      await context.close()
+      await browser.close()
+      untrustCa()
+    },
+  }
+}

@@ -3,18 +3,16 @@
  * and a WebSocket from that page reaches the app's echo, whether Chromium carries it on the h2
  * connection (RFC 8441, which the sidecar announces) or on an HTTP/1.1 one.
  */
-import type { Browser, BrowserContext, Page } from "playwright-core"
+import type { Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Backend, startBackend } from "../support/backend.ts"
 import {
   CHROMIUM,
   chromiumAvailable,
-  clientContext,
-  launchBrowser,
+  type OpenPage,
+  openPage,
   type Sidecar,
   startSidecar,
-  trustCa,
-  watch,
 } from "./harness.ts"
 
 const waitForLine = async (sidecar: Sidecar, message: string) => {
@@ -29,26 +27,19 @@ const waitForLine = async (sidecar: Sidecar, message: string) => {
 describe.skipIf(!chromiumAvailable)(`HTTP/2 in Chromium (needs ${CHROMIUM})`, () => {
   let backend: Backend
   let sidecar: Sidecar
-  let untrustCa: () => void = () => {}
-  let browser: Browser
-  let context: BrowserContext
+  let browser: OpenPage | undefined
   let page: Page
   let problems: Array<string>
 
   beforeAll(async () => {
     backend = await startBackend()
     sidecar = await startSidecar({ HTTP2: "true", FORWARD_PORT: String(backend.port) })
-    untrustCa = trustCa(sidecar.pki.ca.certPem)
-    browser = await launchBrowser()
-    context = await clientContext(browser, sidecar)
-    page = await context.newPage()
-    problems = watch(page)
+    browser = await openPage(sidecar)
+    ;({ page, problems } = browser)
   }, 60_000)
 
   afterAll(async () => {
-    await context?.close()
     await browser?.close()
-    untrustCa()
     await sidecar?.close()
     await backend?.close()
   })

@@ -9,17 +9,15 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
-import type { Browser, BrowserContext, Page } from "playwright-core"
+import type { Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import {
   CHROMIUM,
   chromiumAvailable,
-  clientContext,
-  launchBrowser,
+  type OpenPage,
+  openPage,
   type Sidecar,
   startSidecar,
-  trustCa,
-  watch,
 } from "./harness.ts"
 
 const NOTEBOOK = "/usr/bin/jupyter-notebook"
@@ -56,9 +54,7 @@ describe.skipIf(!available)(
     let jupyter: ChildProcess
     let dir: string
     let sidecar: Sidecar
-    let untrustCa: () => void = () => {}
-    let browser: Browser
-    let context: BrowserContext
+    let browser: OpenPage | undefined
     let page: Page
     let problems: Array<string>
 
@@ -81,17 +77,12 @@ describe.skipIf(!available)(
       )
       if (!(await listening(port, 30_000))) throw new Error("jupyter-notebook did not start")
       sidecar = await startSidecar({ FORWARD_PORT: String(port) })
-      untrustCa = trustCa(sidecar.pki.ca.certPem)
-      browser = await launchBrowser()
-      context = await clientContext(browser, sidecar)
-      page = await context.newPage()
-      problems = watch(page)
+      browser = await openPage(sidecar)
+      ;({ page, problems } = browser)
     }, 60_000)
 
     afterAll(async () => {
-      await context?.close()
       await browser?.close()
-      untrustCa()
       await sidecar?.close()
       jupyter?.kill()
       if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
